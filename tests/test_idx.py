@@ -1,0 +1,87 @@
+import gzip
+
+import numpy as np
+import pytest
+from synthetic import idx_bytes
+
+from vaelab.errors import DataError
+from vaelab.idx import verify
+from vaelab.manifest import RawFile, load_manifest
+
+
+def _spec_for(raw: bytes, shape) -> RawFile:
+    import hashlib
+
+    return RawFile(
+        name="x-idx3-ubyte.gz", shape=tuple(shape), sha256=hashlib.sha256(raw).hexdigest()
+    )
+
+
+def test_good_file_verifies_and_torchvision_parses_it(tmp_path):
+    from torchvision.datasets.mnist import read_image_file
+
+    images = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
+    raw = idx_bytes(images)
+    verified = verify(gzip.compress(raw), _spec_for(raw, images.shape), "mirror")
+    (tmp_path / "x").write_bytes(verified.idx_bytes)
+    assert np.array_equal(read_image_file(str(tmp_path / "x")).numpy(), images)
+
+
+def test_flipped_byte_names_file_mirror_and_both_checksums():
+    raw = idx_bytes(np.full((3, 28, 28), 7, dtype=np.uint8))
+    spec = _spec_for(raw, (3, 28, 28))
+    damaged = bytearray(gzip.compress(raw))
+    damaged[len(damaged) // 2] ^= 0xFF
+    with pytest.raises(DataError) as info:
+        verify(bytes(damaged), spec, "some/mirror")
+    message = str(info.value)
+    assert "\n" not in message
+    assert spec.name in message and "some/mirror" in message
+    assert f"expected sha256 {spec.sha256}" in message
+    assert "got " in message
+
+
+def test_truncated_gzip_is_rejected():
+    raw = idx_bytes(np.zeros((3, 28, 28), dtype=np.uint8))
+    spec = _spec_for(raw, (3, 28, 28))
+    with pytest.raises(DataError, match="checksum mismatch.*truncated"):
+        verify(gzip.compress(raw)[:-20], spec, "m")
+
+
+def test_md5_of_gz_is_checked_when_no_sha256():
+    import hashlib
+
+    gz = gzip.compress(idx_bytes(np.zeros(5, dtype=np.uint8)), mtime=0)
+    good = RawFile(name="l.gz", shape=(5,), md5_gz=hashlib.md5(gz).hexdigest())
+    verify(gz, good, "m")
+    with pytest.raises(DataError, match="expected md5 of .gz 0{32}, got"):
+        verify(gz, RawFile(name="l.gz", shape=(5,), md5_gz="0" * 32), "m")
+
+
+@pytest.mark.parametrize(
+    ("shape_in_manifest", "message"),
+    [
+        ((4, 28, 28), r"IDX header shape \[3, 28, 28\], expected \[4, 28, 28\]"),
+        ((3, 28), "bad IDX magic number 0x00000803, expected 0x00000802"),
+    ],
+)
+def test_header_must_match_manifest_shape(shape_in_manifest, message):
+    raw = idx_bytes(np.zeros((3, 28, 28), dtype=np.uint8))
+    spec = _spec_for(raw, shape_in_manifest)
+    with pytest.raises(DataError, match=message):
+        verify(gzip.compress(raw), spec, "m")
+
+
+def test_body_shorter_than_header_says_is_rejected():
+    raw = idx_bytes(np.zeros((3, 28, 28), dtype=np.uint8))[:-10]
+    with pytest.raises(DataError, match="IDX body has 2342 bytes, header says 2352"):
+        verify(gzip.compress(raw), _spec_for(raw, (3, 28, 28)), "m")
+
+
+def test_shipped_manifest_has_a_checksum_for_every_file():
+    for dataset in ("mnist", "fashion_mnist"):
+        manifest = load_manifest(dataset)
+        assert len(manifest.classes) == 10
+        for spec in manifest.files.values():
+            assert spec.sha256 or spec.md5_gz
+            assert spec.shape[0] in (60000, 10000)
