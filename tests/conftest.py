@@ -47,6 +47,7 @@ def run_env(**extra: str) -> dict[str, str]:
 
 
 BIN = Path(sys.executable).parent
+OUTPUT_FOLDERS = ("data/", "models/", "reports/", "dvc_plots/")
 
 
 def project_copy(dest: Path) -> Path:
@@ -54,13 +55,17 @@ def project_copy(dest: Path) -> Path:
     import shutil
     import subprocess
 
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout
-    for rel in filter(None, listed.decode().split("\0")):
+    def git_files(*extra: str) -> list[str]:
+        out = subprocess.run(
+            ["git", "ls-files", "-z", *extra], cwd=ROOT, capture_output=True, check=True
+        ).stdout
+        return [p for p in out.decode().split("\0") if p]
+
+    # tracked files, plus new files not yet committed, but never a developer's DVC outputs
+    files = git_files("--cached") + [
+        p for p in git_files("--others", "--exclude-standard") if not p.startswith(OUTPUT_FOLDERS)
+    ]
+    for rel in files:
         src = ROOT / rel
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -93,3 +98,79 @@ def git_commit(cwd: Path, message: str) -> None:
     git = ["git", "-c", "user.name=vaelab-tests", "-c", "user.email=tests@vaelab.invalid"]
     subprocess.run([*git, "add", "-A"], cwd=cwd, check=True)
     subprocess.run([*git, "commit", "-q", "-m", message], cwd=cwd, check=True)
+
+
+def experiment(**overrides):
+    """An ExperimentSpec for tests: the cvae seed config unless overridden."""
+    from vaelab.params import ExperimentSpec
+
+    values = dict(
+        data="synthetic",
+        model="cvae",
+        objective="mc_elbo",
+        latent_dim=2,
+        epochs=1,
+        batch_size=32,
+        optimizer="adam",
+        lr=1e-3,
+        seed=0,
+    )
+    values.update(overrides)
+    return ExperimentSpec(**values)
+
+
+@pytest.fixture(scope="session")
+def prepared_data(tmp_path_factory):
+    """Prepared synthetic folders: binarized MNIST-like 28x28 and grey Fashion-like 32x32."""
+    from synthetic import write_manifest, write_mirror
+
+    from vaelab.manifest import load_manifest
+    from vaelab.params import PreparedSpec
+    from vaelab.prepare import prepare
+
+    root = tmp_path_factory.mktemp("prepared")
+    entries = {
+        "mnist": write_mirror(root / "mirror", "mnist", n_train=512, n_test=128),
+        "fashion_mnist": write_mirror(
+            root / "mirror", "fashion_mnist", n_train=400, n_test=100, seed=1
+        ),
+    }
+    manifest = write_manifest(root / "manifest.yaml", entries)
+    specs = {
+        "binary28": PreparedSpec(dataset="mnist", binarize="threshold", size=28),
+        "grey28": PreparedSpec(dataset="mnist", binarize="none", size=28),
+        "fashion32": PreparedSpec(dataset="fashion_mnist", binarize="none", size=32),
+    }
+    for name, spec in specs.items():
+        prepare(
+            root / "mirror" / spec.dataset, load_manifest(spec.dataset, manifest), spec, root / name
+        )
+    return root
+
+
+def offline_project(tmp_path: Path, shared: Path) -> tuple[Path, dict]:
+    """A project copy on the tiny profile whose mirror holds real MNIST and synthetic
+    Fashion-MNIST (with the copy's manifest describing the synthetic files)."""
+    import yaml
+    from synthetic import write_mirror
+
+    project = project_copy(tmp_path / "project")
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "mnist").symlink_to(shared / "mnist")
+    manifest_path = project / "src/vaelab/manifest.yaml"
+    manifest = yaml.safe_load(manifest_path.read_text())
+    manifest["fashion_mnist"] = write_mirror(mirror, "fashion_mnist", n_train=256, n_test=128)
+    manifest_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    from vaelab.profiles import apply_profile
+
+    params = apply_profile(yaml.safe_load((project / "params.yaml").read_text()), "tiny")
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    git_commit(project, "tiny profile")
+    return project, run_env(VAELAB_MIRROR=str(mirror))
+
+
+def stages_run(output: str) -> set[str]:
+    import re
+
+    return set(re.findall(r"Running stage '([^']+)'", output))

@@ -28,8 +28,17 @@ def ensure_writable_dir(path: Path) -> Path:
     return path
 
 
+_TMP_SUFFIX = ".tmp"
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporary files that a kill -9 left behind in `folder`."""
+    for stale in Path(folder).glob(f".*{_TMP_SUFFIX}"):
+        stale.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
-def atomic_path(dest: Path | str, suffix: str = "") -> Iterator[Path]:
+def atomic_path(dest: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside `dest`; on success rename it onto `dest`.
 
     On any exception (KeyboardInterrupt included) the temporary file is removed and
@@ -37,9 +46,7 @@ def atomic_path(dest: Path | str, suffix: str = "") -> Iterator[Path]:
     """
     dest = Path(dest)
     ensure_writable_dir(dest.parent)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{dest.name}.", suffix=suffix or dest.suffix, dir=dest.parent
-    )
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=_TMP_SUFFIX, dir=dest.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from collections.abc import Callable
 
@@ -22,6 +23,7 @@ def user_errors(func: Callable) -> Callable:
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
         try:
             return func(*args, **kwargs)
         except VaelabError as exc:
@@ -29,10 +31,17 @@ def user_errors(func: Callable) -> Callable:
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             print(
-                "interrupted: outputs left as they were before this run",
+                "interrupted: nothing half-written is left; an interrupted train resumes from its "
+                "last checkpoint",
                 file=sys.stderr,
                 flush=True,
             )
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def _terminate_as_interrupt(signum, frame):
+    # SIGTERM would otherwise end the process at once, skipping the temporary-file cleanup
+    # that a KeyboardInterrupt runs on its way out.
+    raise KeyboardInterrupt

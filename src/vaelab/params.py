@@ -49,6 +49,8 @@ class PreparedSpec:
     binarize: str = field(metadata=_choice(*BINARIZE_MODES))
     size: int = field(metadata=_choice(*IMAGE_SIZES))
     seed: int = 0
+    train_limit: int | None = field(default=None, metadata=_at_least(1))
+    test_limit: int | None = field(default=None, metadata=_at_least(1))
 
 
 @dataclass(frozen=True)
@@ -161,18 +163,19 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
     raise TypeError(f"schema type {hint!r} at {where} is not supported")
 
 
-def _check_constraints(value: Any, meta: typing.Mapping, where: str) -> None:
+def _check_constraints(value: Any, meta: typing.Mapping, where: str, written: Any) -> None:
+    """Check the converted `value`; errors quote the value as `written` in the file."""
     if value is None:
         return
     if "choices" in meta and value not in meta["choices"]:
         raise ParamsError(
-            f"{where} = {_fmt(value)} is invalid: allowed values are "
+            f"{where} = {_fmt(written)} is invalid: allowed values are "
             f"{', '.join(map(str, meta['choices']))}"
         )
     if "min" in meta and value < meta["min"]:
-        raise ParamsError(f"{where} = {_fmt(value)} is invalid: must be >= {meta['min']}")
+        raise ParamsError(f"{where} = {_fmt(written)} is invalid: must be >= {meta['min']}")
     if "gt" in meta and not value > meta["gt"]:
-        raise ParamsError(f"{where} = {_fmt(value)} is invalid: must be > {meta['gt']}")
+        raise ParamsError(f"{where} = {_fmt(written)} is invalid: must be > {meta['gt']}")
 
 
 def _build(cls: type, mapping: Any, where: str):
@@ -199,7 +202,7 @@ def _build(cls: type, mapping: Any, where: str):
                 raise ParamsError(f"{key}: missing required key")
             continue
         values[name] = _convert(mapping[name], hints[name], key)
-        _check_constraints(values[name], f.metadata, key)
+        _check_constraints(values[name], f.metadata, key, mapping[name])
     return cls(**values)
 
 

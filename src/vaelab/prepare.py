@@ -15,7 +15,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torchvision.datasets.mnist import read_image_file, read_label_file
 
 from vaelab.atomic import atomic_dir
 from vaelab.errors import DataError
@@ -40,6 +39,9 @@ class Split:
 
 def read_raw(raw_dir: Path, manifest: DatasetManifest) -> dict[str, torch.Tensor]:
     """Verify every raw file again (it may have been edited since download) and parse it."""
+    # torchvision costs seconds to import (it loads torch._dynamo); only this stage needs it
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
     tensors = {}
     with tempfile.TemporaryDirectory() as tmp:
         for role, spec in manifest.files.items():
@@ -106,8 +108,10 @@ def prepare(raw_dir: Path, manifest: DatasetManifest, spec: PreparedSpec, dest: 
     }
     with atomic_dir(dest) as staging:
         for split in SPLITS:
-            images = pad_to(binarize(raw[f"{split}_images"], spec.binarize, generator), spec.size)
-            labels = raw[f"{split}_labels"]
+            keep = getattr(spec, f"{split}_limit")
+            images = raw[f"{split}_images"][:keep]
+            images = pad_to(binarize(images, spec.binarize, generator), spec.size)
+            labels = raw[f"{split}_labels"][:keep]
             torch.save(
                 {
                     "images": images.unsqueeze(1).contiguous(),

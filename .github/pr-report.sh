@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Run a small profile of the pipeline on BASE and on the checked-out commit, as two DVC
+# experiments, and write a Markdown comment comparing them.
+#
+#   usage: bash .github/pr-report.sh BASE_REV OUTPUT.md
+#
+# Needs `python` and `dvc` from the project's environment on PATH (the workflow runs it
+# under `uv run`). VAELAB_PROFILE picks the profile (default: small); VAELAB_MIRROR is
+# honoured as by every stage.
+set -euo pipefail
+
+base_rev=$1
+output=$2
+profile=${VAELAB_PROFILE:-small}
+head_rev=$(git rev-parse HEAD)
+base_name="base-${profile}-$(git rev-parse --short "$base_rev")"
+head_name="head-${profile}-$(git rev-parse --short "$head_rev")"
+
+run_profile() {  # REV EXPERIMENT_NAME
+  git checkout --quiet --detach "$1"
+  python -m vaelab.profiles "$profile"
+  dvc exp run --name "$2"
+  git reset --quiet --hard  # drop the profile's params edit; the results live in the exp ref
+}
+
+run_profile "$base_rev" "$base_name"
+run_profile "$head_rev" "$head_name"
+git checkout --quiet --detach "$head_rev"
+
+{
+  echo "## vaelab pipeline: this change against $(git rev-parse --short "$base_rev")"
+  echo
+  echo "Both sides ran the \`$profile\` profile (\`python -m vaelab.profiles $profile\`): small"
+  echo "data subsets and few epochs, so compare the two columns with each other, not with the"
+  echo "seeds' published figures."
+  echo
+  echo "### Changed params and metrics"
+  echo
+  dvc exp diff "$base_name" "$head_name" --md
+  echo
+  echo "### Summary of this change's run"
+  echo
+  dvc exp apply --quiet "$head_name" >/dev/null 2>&1 || dvc exp apply "$head_name"
+  sed -n '/^| experiment/,/^$/p' reports/summary.md
+  git reset --quiet --hard
+} > "$output"
+echo "wrote $output"

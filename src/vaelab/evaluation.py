@@ -1,0 +1,132 @@
+"""Batched, seeded, inference-mode passes over a whole split."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from vaelab.models import LatentModel
+from vaelab.objectives import Terms
+
+
+@torch.inference_mode()
+def mean_terms(
+    model: LatentModel,
+    images: torch.Tensor,
+    objective: Callable[..., Terms],
+    batch_size: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Per-image means of an objective's terms over `images`, with fixed noise."""
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator(device=images.device).manual_seed(seed)
+    sums: dict[str, torch.Tensor] = {}
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size]
+        terms = objective(model, x, generator)
+        batch = {"loss": terms.loss * len(x), "reconstruction": terms.reconstruction.sum()}
+        if terms.kl is not None:
+            batch["kl"] = terms.kl.sum()
+            batch["elbo"] = terms.elbo.sum()
+        for key, value in batch.items():
+            sums[key] = sums.get(key, 0) + value.double()
+    model.train(was_training)
+    return {key: (value / len(images)).item() for key, value in sums.items()}
+
+
+ACTIVE_UNIT_THRESHOLD = 0.01
+
+
+@torch.inference_mode()
+def posterior_means(
+    model: LatentModel, images: torch.Tensor, batch_size: int = 1000
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The posterior mean (an AE's code) and log-variance of every image."""
+    model.eval()
+    means, logvars = [], []
+    for start in range(0, len(images), batch_size):
+        q = model.encode(images[start : start + batch_size])
+        means.append(q.mean.float())
+        if q.logvar is not None:
+            logvars.append(q.logvar.float())
+    return torch.cat(means), (torch.cat(logvars) if logvars else None)
+
+
+@torch.inference_mode()
+def reconstruction_errors(
+    model: LatentModel, images: torch.Tensor, batch_size: int = 1000
+) -> dict[str, float]:
+    """Per-pixel BCE and MSE of the decoded posterior mean, averaged over the split."""
+    import torch.nn.functional as F
+
+    model.eval()
+    bce = mse = torch.zeros((), dtype=torch.float64, device=images.device)
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size]
+        logits = model.decode(model.encode(x).mean).float()
+        bce = bce + F.binary_cross_entropy_with_logits(logits, x, reduction="sum").double()
+        mse = mse + ((torch.sigmoid(logits) - x) ** 2).sum().double()
+    pixels = images.numel()
+    return {"bce_per_pixel": (bce / pixels).item(), "mse_per_pixel": (mse / pixels).item()}
+
+
+@torch.inference_mode()
+def iwae(
+    model: LatentModel, images: torch.Tensor, k: int, batch_size: int, seed: int, progress=None
+) -> float:
+    """Mean over images of the k-sample importance-weighted bound (nats per image)."""
+    from vaelab.objectives import iwae_bound
+
+    model.eval()
+    generator = torch.Generator(device=images.device).manual_seed(seed)
+    total = torch.zeros((), dtype=torch.float64, device=images.device)
+    per_batch = max(1, batch_size // max(1, min(k, 100)))
+    for start in range(0, len(images), per_batch):
+        x = images[start : start + per_batch]
+        total = total + iwae_bound(model, x, k, generator).double().sum()
+        if progress is not None:
+            progress.update(len(x))
+    return (total / len(images)).item()
+
+
+def evaluate(
+    model: LatentModel,
+    images: torch.Tensor,
+    iwae_samples: int,
+    batch_size: int,
+    seed: int,
+    progress=None,
+) -> dict:
+    """Every estimator on one split, keyed by what each number is. Values in nats per image
+    unless the key says otherwise."""
+    from vaelab.objectives import analytic_elbo, mc_elbo
+
+    metrics: dict = {"test_images": len(images)}
+    means, logvars = posterior_means(model, images, batch_size)
+    variance = means.var(dim=0)
+    metrics["latent"] = {
+        "dims": means.shape[1],
+        f"active_units_var_gt_{ACTIVE_UNIT_THRESHOLD}": int(
+            (variance > ACTIVE_UNIT_THRESHOLD).sum()
+        ),
+    }
+    metrics["reconstruction"] = reconstruction_errors(model, images, batch_size)
+    if not model.variational:
+        return metrics
+    mc = mean_terms(model, images, mc_elbo, batch_size, seed)
+    analytic = mean_terms(model, images, analytic_elbo, batch_size, seed)
+    metrics["elbo"] = {
+        "mc_1sample_nats": mc["elbo"],
+        "analytic_kl_nats": analytic["elbo"],
+        "reconstruction_loglik_nats": analytic["reconstruction"],
+        "kl_nats": analytic["kl"],
+    }
+    metrics["iwae"] = {
+        "k": iwae_samples,
+        f"bound_k{iwae_samples}_nats": iwae(
+            model, images, iwae_samples, batch_size, seed, progress
+        ),
+    }
+    return metrics

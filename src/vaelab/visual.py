@@ -1,0 +1,191 @@
+"""Pictures of a trained model: latent scatter, manifolds, reconstructions, samples, GIF.
+
+Image grids are written pixel-exact (n x n tiles of the image size, no axes), so that a
+20 x 20 manifold of 28-pixel digits is a 560 x 560 PNG; the scatter is a matplotlib figure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio.v3 as iio
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from vaelab.atomic import atomic_path  # noqa: E402
+from vaelab.models import LatentModel  # noqa: E402
+
+
+def to_uint8(images: torch.Tensor, nrow: int, padding: int = 0) -> np.ndarray:
+    """[N, 1, S, S] in [0, 1] to one grey uint8 picture, `nrow` tiles a row."""
+    from torchvision.utils import make_grid  # imported late: it costs seconds at start-up
+
+    grid = make_grid(images.float().cpu(), nrow=nrow, padding=padding, pad_value=1.0)[0]
+    return (grid.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
+def save_png(array: np.ndarray, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, array, extension=".png")
+
+
+@torch.inference_mode()
+def decode_probs(model: LatentModel, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    device = next(model.parameters()).device
+    parts = [
+        torch.sigmoid(model.decode(z[i : i + batch_size].to(device)).float()).cpu()
+        for i in range(0, len(z), batch_size)
+    ]
+    return torch.cat(parts)
+
+
+def principal_axes(means: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre, the first two principal directions [2, D], and the spread along each."""
+    centre = means.mean(axis=0)
+    _, singular, directions = np.linalg.svd(means - centre, full_matrices=False)
+    spread = singular[:2] / np.sqrt(max(len(means) - 1, 1))
+    return centre, directions[:2], spread
+
+
+def latent_plane(
+    means: np.ndarray, variational: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """Where a 2D grid sits in latent space: origin, two axes, scale per axis, and a label.
+
+    A 2D VAE uses its own axes with unit scale (the prior's); a wider VAE the first two
+    principal directions of the posterior means, the other dimensions at their mean; an
+    autoencoder, having no prior, its embeddings' mean and spread.
+    """
+    dims = means.shape[1]
+    if dims == 2 and variational:
+        return np.zeros(2), np.eye(2), np.ones(2), "latent dims 0 and 1"
+    if dims == 2:
+        return means.mean(0), np.eye(2), means.std(0), "latent dims 0 and 1 (embedding mean ± sd)"
+    centre, axes, spread = principal_axes(means)
+    if variational:
+        spread = np.ones(2)
+        return centre, axes, spread, "first two principal directions of the posterior means"
+    return centre, axes, spread, "first two principal directions (embedding sd units)"
+
+
+def manifold(model: LatentModel, means: np.ndarray, n: int, coordinates: str) -> np.ndarray:
+    """An n x n grid of decoded images over `quantiles` (Gaussian 0.05..0.95, seeds 000/001)
+    or `linspace` (-3..3, seed 002) along the latent plane."""
+    from statistics import NormalDist
+
+    if coordinates == "quantiles":
+        ticks = np.array([NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, n)])
+    elif coordinates == "linspace":
+        ticks = np.linspace(-3, 3, n)
+    else:
+        raise ValueError(f"coordinates {coordinates!r}")
+    if means.shape[1] == 1:
+        z = means.mean() + ticks[:, None] * (means.std() if not model.variational else 1.0)
+        return to_uint8(decode_probs(model, torch.tensor(z, dtype=torch.float32)), nrow=n)
+    centre, axes, scale, _ = latent_plane(means, model.variational)
+    # rows run top to bottom from high to low on the second axis, as the seeds draw them
+    grid_y, grid_x = np.meshgrid(ticks[::-1], ticks, indexing="ij")
+    offsets = (
+        grid_x.reshape(-1, 1) * scale[0] * axes[0] + grid_y.reshape(-1, 1) * scale[1] * axes[1]
+    )
+    z = torch.tensor(centre + offsets, dtype=torch.float32)
+    return to_uint8(decode_probs(model, z), nrow=n)
+
+
+def prior_samples(model: LatentModel, means: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """Decoded draws from N(0, I); for an autoencoder, uniform in the embeddings' bounding
+    box, as seed 003 does."""
+    generator = torch.Generator().manual_seed(seed)
+    dims = means.shape[1]
+    if model.variational:
+        z = torch.randn(count, dims, generator=generator)
+    else:
+        low, high = torch.tensor(means.min(0)), torch.tensor(means.max(0))
+        z = low + (high - low) * torch.rand(count, dims, generator=generator, dtype=low.dtype)
+    return to_uint8(decode_probs(model, z.float()), nrow=int(np.ceil(np.sqrt(count))), padding=2)
+
+
+@torch.inference_mode()
+def reconstructions(model: LatentModel, images: torch.Tensor, count: int = 16) -> np.ndarray:
+    """Originals (top row) above their reconstructions from the posterior mean."""
+    device = next(model.parameters()).device
+    x = images[:count].to(device)
+    recon = torch.sigmoid(model.decode(model.encode(x).mean).float()).cpu()
+    return to_uint8(torch.cat([x.cpu(), recon]), nrow=len(x), padding=2)
+
+
+def epoch_gif(
+    frames: list[Path],
+    path: Path,
+    scale: int = 3,
+    seconds_per_frame: float = 0.5,
+) -> int:
+    """The per-epoch reconstruction grids as one looping GIF; returns the frame count."""
+    pictures = []
+    for frame in frames:
+        picture = iio.imread(frame)
+        if picture.ndim == 3:
+            picture = picture[..., 0]
+        pictures.append(np.kron(picture, np.ones((scale, scale), dtype=picture.dtype)))
+    with atomic_path(path) as tmp:
+        iio.imwrite(
+            tmp,
+            np.stack(pictures),
+            extension=".gif",
+            duration=int(seconds_per_frame * 1000),
+            loop=0,
+        )
+    return len(pictures)
+
+
+def latents_table(
+    means: np.ndarray, logvars: np.ndarray | None, labels: np.ndarray, classes: list[str]
+) -> pd.DataFrame:
+    table = pd.DataFrame(means, columns=[f"z_mean_{i}" for i in range(means.shape[1])])
+    if logvars is not None:
+        for i in range(logvars.shape[1]):
+            table[f"z_logvar_{i}"] = logvars[:, i]
+    table["label"] = labels
+    table["class"] = [classes[i] for i in labels]
+    return table
+
+
+def scatter(table: pd.DataFrame, classes: list[str], title: str, path: Path) -> str:
+    """Posterior means coloured by class; PCA-projected (and titled so) beyond 2 dims."""
+    means = table.filter(like="z_mean_").to_numpy()
+    if means.shape[1] == 1:
+        xy = np.column_stack(
+            [
+                means[:, 0],
+                table["label"].to_numpy() + np.random.default_rng(0).uniform(-0.3, 0.3, len(means)),
+            ]
+        )
+        axes_label, how = ("z_mean_0", "label (jittered)"), "1-D latent"
+    elif means.shape[1] == 2:
+        xy, axes_label, how = means, ("z_mean_0", "z_mean_1"), "latent dims 0 and 1"
+    else:
+        centre, directions, _ = principal_axes(means)
+        xy = (means - centre) @ directions.T
+        axes_label = ("principal component 1", "principal component 2")
+        how = f"PCA projection of {means.shape[1]}-D posterior means"
+    figure, ax = plt.subplots(figsize=(7.5, 6.5), dpi=110)
+    cmap = plt.get_cmap("tab10")
+    for index, name in enumerate(classes):
+        chosen = table["label"].to_numpy() == index
+        ax.scatter(xy[chosen, 0], xy[chosen, 1], s=3, alpha=0.6, color=cmap(index), label=name)
+    ax.set_xlabel(axes_label[0])
+    ax.set_ylabel(axes_label[1])
+    ax.set_title(f"{title}: {how}", fontsize=10)
+    ax.legend(
+        markerscale=4, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="class"
+    )
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
+    plt.close(figure)
+    return how

@@ -1,0 +1,103 @@
+import pytest
+import torch
+from conftest import experiment
+
+from vaelab.evaluation import evaluate, iwae, mean_terms
+from vaelab.models import LatentModel, Posterior
+from vaelab.objectives import analytic_elbo, mc_elbo
+from vaelab.prepare import load_split
+from vaelab.training import train
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def trained_cvae(prepared_data, tmp_path_factory):
+    run = train(
+        experiment(epochs=2, batch_size=32),
+        "t",
+        prepared_data / "binary28",
+        CPU,
+        tmp_path_factory.mktemp("ckpt") / "c.pt",
+    )
+    return run.model.eval(), load_split(prepared_data / "binary28", "test").images
+
+
+def test_iwae_is_at_least_the_elbo_and_grows_with_k(trained_cvae):
+    model, images = trained_cvae
+    elbo = mean_terms(model, images, analytic_elbo, seed=0)["elbo"]
+    bounds = [iwae(model, images, k, batch_size=500, seed=0) for k in (1, 10, 100)]
+    # with k = 1 the bound is the single-sample MC ELBO, drawn here from the same noise
+    mc = mean_terms(model, images, mc_elbo, seed=0)["elbo"]
+    assert bounds[0] == pytest.approx(mc, abs=1e-3)
+    assert bounds[1] > elbo
+    assert bounds[0] < bounds[1] < bounds[2]
+
+
+class IgnoresZ(LatentModel):
+    """Posterior equal to the prior and a decoder that ignores z: every bound is log p(x)."""
+
+    def __init__(self):
+        super().__init__(latent_dim=3, image_size=4)
+        self.logits = torch.nn.Parameter(torch.linspace(-2, 2, 16).reshape(1, 1, 4, 4))
+
+    def encode(self, x):
+        zeros = torch.zeros(len(x), 3)
+        return Posterior(zeros, zeros.clone())
+
+    def decode(self, z):
+        return self.logits.expand(len(z), 1, 4, 4)
+
+
+def test_bounds_agree_when_the_decoder_ignores_z():
+    model = IgnoresZ()
+    images = torch.bernoulli(
+        torch.full((50, 1, 4, 4), 0.4), generator=torch.Generator().manual_seed(0)
+    )
+    metrics = evaluate(model, images, iwae_samples=64, batch_size=20, seed=0)
+    exact = (
+        -torch.nn.functional.binary_cross_entropy_with_logits(
+            model.logits.expand(50, 1, 4, 4), images, reduction="sum"
+        ).item()
+        / 50
+    )
+    elbo, k64 = metrics["elbo"], metrics["iwae"]["bound_k64_nats"]
+    assert elbo["kl_nats"] == 0.0
+    for value in (elbo["mc_1sample_nats"], elbo["analytic_kl_nats"], k64):
+        assert value == pytest.approx(exact, abs=1e-4)
+
+
+def test_metrics_keys_say_what_they_are(trained_cvae):
+    model, images = trained_cvae
+    metrics = evaluate(model, images[:40], iwae_samples=7, batch_size=20, seed=0)
+    assert metrics["test_images"] == 40
+    assert set(metrics["elbo"]) == {
+        "mc_1sample_nats",
+        "analytic_kl_nats",
+        "reconstruction_loglik_nats",
+        "kl_nats",
+    }
+    assert metrics["iwae"]["k"] == 7 and "bound_k7_nats" in metrics["iwae"]
+    assert set(metrics["reconstruction"]) == {"bce_per_pixel", "mse_per_pixel"}
+    assert metrics["latent"]["dims"] == 2
+    assert 0 <= metrics["latent"]["active_units_var_gt_0.01"] <= 2
+    analytic = metrics["elbo"]
+    assert analytic["analytic_kl_nats"] == pytest.approx(
+        analytic["reconstruction_loglik_nats"] - analytic["kl_nats"], rel=1e-6
+    )
+
+
+def test_autoencoder_metrics_have_no_elbo(prepared_data, tmp_path):
+    run = train(
+        experiment(model="ae_conv", objective="bce"),
+        "t",
+        prepared_data / "fashion32",
+        CPU,
+        tmp_path / "c.pt",
+    )
+    images = load_split(prepared_data / "fashion32", "test").images
+    metrics = evaluate(run.model, images, iwae_samples=5, batch_size=50, seed=0)
+    assert "elbo" not in metrics and "iwae" not in metrics
+    assert (
+        0 < metrics["reconstruction"]["mse_per_pixel"] < metrics["reconstruction"]["bce_per_pixel"]
+    )

@@ -1,0 +1,130 @@
+"""Bad input gets a clear error and loses nothing: interruptions, devices, folders."""
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+from conftest import ROOT, run_env
+
+from vaelab.atomic import atomic_path, ensure_writable_dir, write_text
+from vaelab.device import resolve_device
+from vaelab.errors import ParamsError, VaelabError
+
+DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def stage_project(tmp_path, prepared_data, **experiment):
+    """A folder laid out like the project root for one synthetic experiment `t`."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"]["prepared"]["binary28"] = {
+        "dataset": "mnist",
+        "binarize": "threshold",
+        "size": 28,
+    }
+    params["experiments"] = {
+        "t": {**params["experiments"]["cvae"], "data": "binary28", **experiment}
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    shutil.copytree(prepared_data / "binary28", tmp_path / "data/prepared/binary28")
+    return tmp_path
+
+
+def run_stage(project, *args, env=None, **popen):
+    command = [sys.executable, str(ROOT / "stages" / args[0]), *args[1:]]
+    return subprocess.run(
+        command, cwd=project, env=env or run_env(), capture_output=True, text=True, **popen
+    )
+
+
+def test_cuda_without_a_gpu_is_one_line(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(
+        ParamsError,
+        match=r"^device = 'cuda' but no CUDA GPU is visible to "
+        r"torch .*; use device: auto or cpu$",
+    ):
+        resolve_device("cuda")
+    assert resolve_device("auto").type in ("cpu", "mps")
+
+
+def test_train_stage_with_cuda_on_a_machine_without_one(tmp_path, prepared_data):
+    project = stage_project(tmp_path, prepared_data)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["device"] = "cuda"
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    result = run_stage(project, "train.py", "t", env=run_env(CUDA_VISIBLE_DEVICES=""))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: device = 'cuda' but no CUDA GPU is visible")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (project / "models").exists()
+
+
+def test_unwritable_output_folder_is_a_clear_error(tmp_path, prepared_data):
+    project = stage_project(tmp_path, prepared_data, epochs=1)
+    blocker = project / "not_a_folder"
+    blocker.write_text("a file where a folder should be")
+    result = run_stage(project, "train.py", "t", "--models", str(blocker / "models"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: cannot create output folder {blocker / 'models' / 't'}: Not a directory"
+    )
+    with pytest.raises(VaelabError, match="cannot create output folder"):
+        ensure_writable_dir(blocker / "x")
+
+
+def test_failed_write_leaves_the_old_file(tmp_path):
+    target = tmp_path / "metrics.json"
+    write_text(target, "old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def _wait_for_checkpoint(path, process, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and process.poll() is None:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no checkpoint appeared at {path}")
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
+def test_interrupted_training_resumes_cleanly(tmp_path, prepared_data, how):
+    project = stage_project(tmp_path, prepared_data, epochs=12, batch_size=16)
+    command = [sys.executable, str(ROOT / "stages/train.py"), "t"]
+    process = subprocess.Popen(
+        command,
+        cwd=project,
+        env=run_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    checkpoint = project / "models/t/checkpoint.pt"
+    _wait_for_checkpoint(checkpoint, process)
+    time.sleep(0.2)
+    process.send_signal(how)
+    _, stderr = process.communicate(timeout=60)
+    if how == signal.SIGKILL:
+        assert process.returncode == -signal.SIGKILL
+    else:
+        assert process.returncode == 130, stderr
+        assert "interrupted" in stderr and "Traceback" not in stderr
+    assert not (project / "models/t/model.pt").exists()
+    interrupted_after = torch.load(checkpoint, weights_only=True)["epoch"]
+    assert 1 <= interrupted_after < 12
+
+    resumed = run_stage(project, "train.py", "t")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming from the checkpoint after epoch {interrupted_after}" in resumed.stderr
+    model = torch.load(project / "models/t/model.pt", weights_only=True)
+    assert [r["epoch"] for r in model["history"]] == list(range(1, 13))
+    assert sorted(p.name for p in (project / "models/t").iterdir()) == ["model.pt"]

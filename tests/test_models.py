@@ -1,0 +1,70 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from vaelab.models import REGISTRY, build_model
+
+CASES = [
+    ("cvae", 28),
+    ("cvae", 32),
+    ("vae_mlp", 28),
+    ("vae_mlp", 32),
+    ("ae_conv", 32),
+    ("vae_conv", 32),
+]
+
+
+@pytest.mark.parametrize(("name", "size"), CASES)
+@pytest.mark.parametrize("latent_dim", [1, 2, 8])
+def test_output_shapes(name, size, latent_dim):
+    model = build_model(name, latent_dim, size)
+    x = torch.rand(3, 1, size, size)
+    q = model.encode(x)
+    assert q.mean.shape == (3, latent_dim)
+    if model.variational:
+        assert q.logvar.shape == (3, latent_dim)
+    else:
+        assert q.logvar is None
+    assert model.decode(q.sample()).shape == (3, 1, size, size)
+
+
+def test_registry_names_the_four_seed_variants():
+    assert set(REGISTRY) == {"cvae", "vae_mlp", "ae_conv", "vae_conv"}
+    assert not build_model("ae_conv", 2, 32).variational
+    for name in ("cvae", "vae_mlp", "vae_conv"):
+        assert build_model(name, 2, 32).variational
+
+
+def test_cvae_matches_the_tutorials_layer_sizes():
+    model = build_model("cvae", 2, 28)
+    dense = [m for m in model.encoder if isinstance(m, nn.Linear)][0]
+    assert dense.in_features == 2304 and dense.out_features == 4
+    assert model.decoder[0].out_features == 7 * 7 * 32
+
+
+def test_seed003_flattens_to_2048_features():
+    model = build_model("vae_conv", 2, 32)
+    assert model.body.feature_count == 2048
+    assert model.body.features(torch.zeros(1, 1, 32, 32)).shape == (1, 2048)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_keras_initialisation(name):
+    torch.manual_seed(0)
+    model = build_model(name, 2, 32)
+    for layer in model.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            assert torch.count_nonzero(layer.bias) == 0
+            fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(layer.weight)
+            bound = math.sqrt(6.0 / (fan_in + fan_out))
+            assert layer.weight.abs().max() <= bound + 1e-6
+            assert layer.weight.abs().max() > 0.8 * bound
+
+
+def test_logvar_clamp_bounds_the_posterior():
+    model = build_model("vae_mlp", 2, 28, logvar_clamp=1.5)
+    with torch.no_grad():
+        model.logvar.bias.fill_(100.0)
+    assert model.encode(torch.rand(4, 1, 28, 28)).logvar.max() <= 1.5

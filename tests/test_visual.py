@@ -1,0 +1,74 @@
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from vaelab.models import build_model
+from vaelab.visual import (
+    epoch_gif,
+    latents_table,
+    manifold,
+    prior_samples,
+    reconstructions,
+    save_png,
+    scatter,
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "latent_dim"),
+    [
+        ("cvae", 28, 2),
+        ("vae_mlp", 28, 8),
+        ("vae_conv", 32, 2),
+        ("ae_conv", 32, 2),
+        ("ae_conv", 32, 5),
+        ("cvae", 28, 1),
+    ],
+)
+@pytest.mark.parametrize("coordinates", ["quantiles", "linspace"])
+def test_manifold_is_n_tiles_square(name, size, latent_dim, coordinates):
+    model = build_model(name, latent_dim, size).eval()
+    means = np.random.default_rng(0).normal(size=(200, latent_dim))
+    picture = manifold(model, means, 6, coordinates)
+    expected = (size, 6 * size) if latent_dim == 1 else (6 * size, 6 * size)
+    assert picture.shape == expected and picture.dtype == np.uint8
+
+
+def test_gif_has_one_frame_per_epoch(tmp_path):
+    frames = []
+    for epoch in range(1, 5):
+        path = tmp_path / f"epoch_{epoch:04d}.png"
+        save_png(np.full((10, 12), epoch * 40, dtype=np.uint8), path)
+        frames.append(path)
+    assert epoch_gif(frames, tmp_path / "epochs.gif", scale=2) == 4
+    gif = iio.imread(tmp_path / "epochs.gif", index=None)
+    assert gif.shape[0] == 4 and gif.shape[1:3] == (20, 24)
+    assert (
+        len({int(frame[..., 0].mean()) if frame.ndim == 3 else int(frame.mean()) for frame in gif})
+        == 4
+    )
+
+
+def test_samples_and_reconstructions_have_the_right_size():
+    model = build_model("ae_conv", 2, 32).eval()
+    means = np.array([[0.0, 0.0], [1.0, 2.0], [-1.0, 0.5]])
+    samples = prior_samples(model, means, 9, seed=0)
+    assert samples.shape == (3 * 34 + 2, 3 * 34 + 2)
+    pairs = reconstructions(model, torch.rand(16, 1, 32, 32), count=8)
+    assert pairs.shape == (2 * 34 + 2, 8 * 34 + 2)
+
+
+def test_latents_table_and_scatter(tmp_path):
+    rng = np.random.default_rng(0)
+    means, logvars = rng.normal(size=(300, 4)), rng.normal(size=(300, 4))
+    labels = rng.integers(0, 10, 300)
+    classes = [str(i) for i in range(10)]
+    table = latents_table(means, logvars, labels, classes)
+    assert len(table) == 300 and "label" in table and "z_logvar_3" in table
+    how = scatter(table, classes, "test", tmp_path / "scatter.png")
+    assert how == "PCA projection of 4-D posterior means"
+    assert iio.imread(tmp_path / "scatter.png").shape[0] > 400
+    two = latents_table(means[:, :2], None, labels, classes)
+    assert list(two.columns) == ["z_mean_0", "z_mean_1", "label", "class"]
+    assert scatter(two, classes, "t", tmp_path / "s2.png") == "latent dims 0 and 1"
