@@ -1,6 +1,6 @@
 """Training speed: the project's trainer against a plain DataLoader loop.
 
-    python -m benchmarks.train_speed [--steps 1875] [--repro]
+    python -m benchmarks.train_speed [--steps 1875] [--amp] [--repro]
 
 Both train the cvae seed config (batch 32, Adam 1e-4, latent 2) from the same initial
 weights for the same number of steps on the prepared MNIST data, then report steps per
@@ -80,6 +80,7 @@ def test_elbo(model, test_x) -> float:
 def main(
     steps: int = typer.Option(1875, help="Training steps for each way (1875 = one epoch)."),
     repro: bool = typer.Option(False, help="Also time a clean `dvc repro` of the MNIST runs."),
+    amp: bool = typer.Option(False, help="Also time the trainer with bf16 autocast."),
 ) -> None:
     config = load_params()
     spec = config.experiment("cvae")
@@ -92,19 +93,19 @@ def main(
 
     from dataclasses import replace
 
-    one_epoch = replace(spec, epochs=1)
-    with tempfile.TemporaryDirectory() as tmp:
-        run = train(
-            one_epoch,
-            "cvae",
-            PREPARED,
-            device,
-            Path(tmp) / "ckpt.pt",
-            limit=steps * spec.batch_size,
-        )
-    ours_seconds = run.history[0]["epoch_seconds"]
-    ours_elbo = test_elbo(run.model, test_x)
+    def project_trainer(amp: bool):
+        with tempfile.TemporaryDirectory() as tmp:
+            run = train(
+                replace(spec, epochs=1, amp=amp),
+                "cvae",
+                PREPARED,
+                device,
+                Path(tmp) / "ckpt.pt",
+                limit=steps * spec.batch_size,
+            )
+        return run.history[0]["epoch_seconds"], test_elbo(run.model, test_x)
 
+    ours_seconds, ours_elbo = project_trainer(amp=False)
     plain, plain_seconds = plain_loop(spec, train_x[: steps * spec.batch_size], steps, device)
     plain_elbo = test_elbo(plain.eval(), test_x.contiguous())
 
@@ -121,6 +122,12 @@ def main(
         f"ratio           : {ours_rate / plain_rate:7.2f}x  "
         f"(ELBO difference {abs(ours_elbo - plain_elbo):.2f} nats)"
     )
+    if amp:
+        amp_seconds, amp_elbo = project_trainer(amp=True)
+        print(
+            f"trainer, bf16 autocast (amp: true): {steps / amp_seconds:7.1f} steps/s, "
+            f"{steps / amp_seconds / plain_rate:.2f}x the plain loop, test ELBO {amp_elbo:.2f}"
+        )
     if repro:
         time_repro()
 

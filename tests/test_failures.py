@@ -1,5 +1,6 @@
 """Bad input gets a clear error and loses nothing: interruptions, devices, folders."""
 
+import os
 import shutil
 import signal
 import subprocess
@@ -128,3 +129,12 @@ def test_interrupted_training_resumes_cleanly(tmp_path, prepared_data, how):
     model = torch.load(project / "models/t/model.pt", weights_only=True)
     assert [r["epoch"] for r in model["history"]] == list(range(1, 13))
     assert sorted(p.name for p in (project / "models/t").iterdir()) == ["model.pt"]
+
+
+def test_atomic_writes_honour_the_umask(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        write_text(tmp_path / "metrics.json", "{}")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o644

@@ -29,7 +29,7 @@ def with_change(path: str, value=None, delete: bool = False) -> dict:
 
 def test_shipped_params_are_valid():
     params = load_params(ROOT / "params.yaml")
-    assert set(params.experiments) == {"cvae", "vae_mlp", "ae_conv", "vae_conv"}
+    assert set(params.experiments) == {"cvae", "vae_mlp", "vae_mlp_seed002", "ae_conv", "vae_conv"}
     cvae = params.experiment("cvae")
     assert (cvae.latent_dim, cvae.epochs, cvae.batch_size, cvae.lr) == (2, 10, 32, 1e-4)
     assert params.prepared(cvae.data).binarize == "threshold"

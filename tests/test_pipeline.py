@@ -11,7 +11,7 @@ from conftest import dvc, git_commit, offline_project, stages_run
 
 pytestmark = pytest.mark.slow
 
-EXPERIMENTS = ("cvae", "vae_mlp", "ae_conv", "vae_conv")
+EXPERIMENTS = ("cvae", "vae_mlp", "vae_mlp_seed002", "ae_conv", "vae_conv")
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def pipeline(tmp_path_factory, real_mnist_mirror):
 
 def test_repro_runs_every_stage_and_writes_every_output(pipeline):
     project, _, first = pipeline
-    assert len(stages_run(first.stdout)) == 2 + 3 + 4 * 4 + 1
+    assert len(stages_run(first.stdout)) == 2 + 3 + len(EXPERIMENTS) * 4 + 1
     for name in EXPERIMENTS:
         reports = project / "reports" / name
         for file in (

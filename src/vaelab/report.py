@@ -17,6 +17,10 @@ SEED_FIGURES = {
         lambda m, t: f"{m['elbo']['mc_1sample_nats']:.2f}",
     ),
     "vae_mlp": ("none printed (seed 001)", lambda m, t: f"test loss {t['test']['loss']:.2f}"),
+    "vae_mlp_seed002": (
+        "loss 153.22, val 153.53 at epoch 5 (seed 002, KL weighted 0.1)",
+        lambda m, t: f"{t['train']['loss']:.2f}, val {t['test']['loss']:.2f}",
+    ),
     "ae_conv": (
         "val loss 0.2518 at epoch 5 (seed 003, BCE per pixel)",
         lambda m, t: f"{m['reconstruction']['bce_per_pixel']:.4f}",

@@ -112,9 +112,6 @@ class Checkpoint:
             return None
         return state
 
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
-
 
 def train(
     spec: ExperimentSpec,
@@ -154,9 +151,7 @@ def train(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         shuffle.set_state(state["shuffle_rng"])
-        noise.set_state(
-            state["noise_rng"].to(noise.device) if device.type != "cpu" else state["noise_rng"]
-        )
+        noise.set_state(state["noise_rng"])  # generator states are CPU tensors on any device
         run.history, run.grids, run.seconds = state["history"], state["grids"], state["seconds"]
         run.resumed_from = state["epoch"]
         say(f"  resuming from the checkpoint after epoch {run.resumed_from}")
