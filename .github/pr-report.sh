@@ -16,10 +16,14 @@ head_rev=$(git rev-parse HEAD)
 base_name="base-${profile}-$(git rev-parse --short "$base_rev")"
 head_name="head-${profile}-$(git rev-parse --short "$head_rev")"
 
+summaries=$(mktemp -d)
+trap 'rm -rf "$summaries"' EXIT
+
 run_profile() {  # REV EXPERIMENT_NAME
   git checkout --quiet --detach "$1"
   python -m vaelab.profiles "$profile"
   dvc exp run --name "$2"
+  cp reports/summary.md "$summaries/$2.md"
   git reset --quiet --hard  # drop the profile's params edit; the results live in the exp ref
 }
 
@@ -40,8 +44,6 @@ git checkout --quiet --detach "$head_rev"
   echo
   echo "### Summary of this change's run"
   echo
-  dvc exp apply --quiet "$head_name" >/dev/null 2>&1 || dvc exp apply "$head_name"
-  sed -n '/^| experiment/,/^$/p' reports/summary.md
-  git reset --quiet --hard
+  sed -n '/^| experiment/,/^$/p' "$summaries/$head_name.md"
 } > "$output"
 echo "wrote $output"

@@ -97,7 +97,7 @@ def git_commit(cwd: Path, message: str) -> None:
 
     git = ["git", "-c", "user.name=vaelab-tests", "-c", "user.email=tests@vaelab.invalid"]
     subprocess.run([*git, "add", "-A"], cwd=cwd, check=True)
-    subprocess.run([*git, "commit", "-q", "-m", message], cwd=cwd, check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", message], cwd=cwd, check=True)
 
 
 def experiment(**overrides):

@@ -1,7 +1,10 @@
 """The whole pipeline, end to end, on a tiny profile in a throwaway git repository."""
 
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import imageio.v3 as iio
 import pandas as pd
@@ -151,3 +154,39 @@ def test_queued_sweep_shows_each_experiment(pipeline):
         assert cvae_params["latent_dim"] == latent_dim
         elbos[latent_dim] = metrics["elbo"]["mc_1sample_nats"]
     assert elbos[5] != elbos[6]
+
+
+def test_pr_report_script_compares_base_and_head(pipeline):
+    """What the pull-request workflow runs: the profile on base and head, then a comment."""
+    project, env, _ = pipeline
+    git_commit(project, "before the pull request")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["experiments"]["vae_mlp"]["latent_dim"] = 3
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    git_commit(project, "vae_mlp latent 3")
+    env = dict(env, VAELAB_PROFILE="tiny", PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
+    result = subprocess.run(
+        ["bash", ".github/pr-report.sh", "HEAD~1", "comment.md"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    comment = (project / "comment.md").read_text()
+    assert "| experiments.vae_mlp.latent_dim " in comment, comment
+    assert "| reports/vae_mlp/metrics.json " in comment and "latent.dims" in comment, comment
+    assert "| reports/cvae/metrics.json " not in comment, comment
+    summary_rows = [
+        line
+        for line in comment.splitlines()
+        if line.startswith("| ") and "latent_dim" not in line and "metrics.json" not in line
+    ]
+    assert any(line.startswith("| vae_mlp ") for line in summary_rows), comment
+    clean = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert clean == "", clean

@@ -4,9 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
-from conftest import ROOT, dvc, git_commit, offline_project
+from conftest import ROOT
 
 BIN = Path(sys.executable).parent
 WORKFLOW = ROOT / ".github/workflows/pr-report.yml"
@@ -44,33 +43,3 @@ def test_workflow_runs_the_report_script_under_the_locked_environment():
     assert "uv sync --locked" in commands
     assert "uv run bash .github/pr-report.sh" in commands
     assert "gh pr comment" in commands
-
-
-@pytest.mark.slow
-def test_pr_report_script_compares_base_and_head(tmp_path, real_mnist_mirror):
-    project, env = offline_project(tmp_path, real_mnist_mirror)
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["experiments"]["vae_mlp"]["latent_dim"] = 3
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    git_commit(project, "vae_mlp latent 3")
-    env = dict(env, VAELAB_PROFILE="tiny", PATH=f"{BIN}:{env['PATH']}")
-    result = subprocess.run(
-        ["bash", ".github/pr-report.sh", "HEAD~1", "comment.md"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    comment = (project / "comment.md").read_text()
-    assert "experiments.vae_mlp.latent_dim" in comment
-    assert "reports/vae_mlp/metrics.json" in comment or "latent.dims" in comment
-    assert "| experiment" in comment and "| vae_mlp " in comment
-    status = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-    ).stdout
-    assert status == "", status
-    assert dvc(["exp", "list", "--name-only"], project, env).stdout.count("tiny") == 2
