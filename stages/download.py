@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from vaelab.cli import stage_app, user_errors
+from vaelab.cli import ParamsFile, stage_app, user_errors
 from vaelab.download import download_dataset, mirrors_for
 from vaelab.errors import ParamsError
 from vaelab.manifest import DEFAULT_MANIFEST, load_manifest
@@ -17,7 +17,7 @@ app = stage_app(__doc__)
 @user_errors
 def main(
     dataset: str = typer.Argument(..., help="Dataset name, a key of data.mirrors in params."),
-    params: Path = typer.Option(Path("params.yaml"), help="The params file."),
+    params: ParamsFile = Path("params.yaml"),
     manifest: Path = typer.Option(DEFAULT_MANIFEST, help="Expected checksums and shapes."),
     out: Path = typer.Option(None, help="Output folder [default: data/raw/DATASET]."),
 ) -> None:

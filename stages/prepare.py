@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from vaelab.cli import stage_app, user_errors
+from vaelab.cli import ParamsFile, stage_app, user_errors
 from vaelab.manifest import DEFAULT_MANIFEST, load_manifest
 from vaelab.params import load_params
 from vaelab.prepare import prepare
@@ -17,7 +17,7 @@ app = stage_app(__doc__)
 @user_errors
 def main(
     name: str = typer.Argument(..., help="A key of data.prepared in params."),
-    params: Path = typer.Option(Path("params.yaml"), help="The params file."),
+    params: ParamsFile = Path("params.yaml"),
     manifest: Path = typer.Option(DEFAULT_MANIFEST, help="Expected checksums and shapes."),
     raw: Path = typer.Option(Path("data/raw"), help="Folder holding data/raw/DATASET."),
     out: Path = typer.Option(None, help="Output folder [default: data/prepared/NAME]."),

@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from vaelab.atomic import write_text
-from vaelab.cli import stage_app, user_errors
+from vaelab.cli import ParamsFile, stage_app, user_errors
 from vaelab.params import as_dict, load_params
 from vaelab.progress import say
 from vaelab.report import render_summary
@@ -16,7 +16,7 @@ app = stage_app(__doc__)
 @app.command()
 @user_errors
 def main(
-    params: Path = typer.Option(Path("params.yaml"), help="The params file."),
+    params: ParamsFile = Path("params.yaml"),
     reports: Path = typer.Option(Path("reports"), help="Reads REPORTS/EXP/, writes summary.md."),
     only: list[str] = typer.Option(None, help="Report only these experiments (repeatable)."),
 ) -> None:

@@ -2,11 +2,10 @@
 
 from pathlib import Path
 
-import typer
 from dvclive import Live
 
 from vaelab.atomic import ensure_writable_dir, remove_stale_temporaries
-from vaelab.cli import stage_app, user_errors
+from vaelab.cli import Experiment, Limit, ModelsDir, ParamsFile, ReportsDir, stage_app, user_errors
 from vaelab.device import describe, resolve_device
 from vaelab.params import as_dict, load_params
 from vaelab.prepare import read_meta
@@ -19,11 +18,11 @@ app = stage_app(__doc__)
 @app.command()
 @user_errors
 def main(
-    name: str = typer.Argument(..., help="An experiment: a key of experiments in params."),
-    params: Path = typer.Option(Path("params.yaml"), help="The params file."),
-    models: Path = typer.Option(Path("models"), help="Writes MODELS/EXP/model.pt."),
-    reports: Path = typer.Option(Path("reports"), help="Writes REPORTS/EXP/train/ (dvclive)."),
-    limit: int = typer.Option(None, help="Use only the first LIMIT images of each split."),
+    name: Experiment,
+    params: ParamsFile = Path("params.yaml"),
+    models: ModelsDir = Path("models"),
+    reports: ReportsDir = Path("reports"),
+    limit: Limit = None,
 ) -> None:
     """Train experiment NAME on its prepared data, resuming an interrupted run."""
     config = load_params(params)
