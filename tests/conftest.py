@@ -35,11 +35,6 @@ def real_mnist_mirror() -> Path:
     return SHARED_DATASETS
 
 
-@pytest.fixture
-def no_mirror_env(monkeypatch):
-    monkeypatch.delenv("VAELAB_MIRROR", raising=False)
-
-
 def run_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ, CI="true", PYTHONUNBUFFERED="1")
     env.update(extra)

@@ -52,25 +52,19 @@ def principal_axes(means: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return centre, directions[:2], spread
 
 
-def latent_plane(
-    means: np.ndarray, variational: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    """Where a 2D grid sits in latent space: origin, two axes, scale per axis, and a label.
+def latent_plane(means: np.ndarray, variational: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where a 2D grid sits in latent space: origin, two axes, and a scale per axis.
 
     A 2D VAE uses its own axes with unit scale (the prior's); a wider VAE the first two
     principal directions of the posterior means, the other dimensions at their mean; an
     autoencoder, having no prior, its embeddings' mean and spread.
     """
-    dims = means.shape[1]
-    if dims == 2 and variational:
-        return np.zeros(2), np.eye(2), np.ones(2), "latent dims 0 and 1"
-    if dims == 2:
-        return means.mean(0), np.eye(2), means.std(0), "latent dims 0 and 1 (embedding mean ± sd)"
+    if means.shape[1] == 2:
+        if variational:
+            return np.zeros(2), np.eye(2), np.ones(2)
+        return means.mean(0), np.eye(2), means.std(0)
     centre, axes, spread = principal_axes(means)
-    if variational:
-        spread = np.ones(2)
-        return centre, axes, spread, "first two principal directions of the posterior means"
-    return centre, axes, spread, "first two principal directions (embedding sd units)"
+    return centre, axes, np.ones(2) if variational else spread
 
 
 def manifold(model: LatentModel, means: np.ndarray, n: int, coordinates: str) -> np.ndarray:
@@ -87,7 +81,7 @@ def manifold(model: LatentModel, means: np.ndarray, n: int, coordinates: str) ->
     if means.shape[1] == 1:
         z = means.mean() + ticks[:, None] * (means.std() if not model.variational else 1.0)
         return to_uint8(decode_probs(model, torch.tensor(z, dtype=torch.float32)), nrow=n)
-    centre, axes, scale, _ = latent_plane(means, model.variational)
+    centre, axes, scale = latent_plane(means, model.variational)
     # rows run top to bottom from high to low on the second axis, as the seeds draw them
     grid_y, grid_x = np.meshgrid(ticks[::-1], ticks, indexing="ij")
     offsets = (
