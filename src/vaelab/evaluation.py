@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 
 from vaelab.models import LatentModel
-from vaelab.objectives import Terms
+from vaelab.objectives import Terms, analytic_elbo, bernoulli_log_likelihood, iwae_bound, mc_elbo
 
 
 @torch.inference_mode()
@@ -59,14 +59,12 @@ def reconstruction_errors(
     model: LatentModel, images: torch.Tensor, batch_size: int = 1000
 ) -> dict[str, float]:
     """Per-pixel BCE and MSE of the decoded posterior mean, averaged over the split."""
-    import torch.nn.functional as F
-
     model.eval()
     bce = mse = torch.zeros((), dtype=torch.float64, device=images.device)
     for start in range(0, len(images), batch_size):
         x = images[start : start + batch_size]
         logits = model.decode(model.encode(x).mean).float()
-        bce = bce + F.binary_cross_entropy_with_logits(logits, x, reduction="sum").double()
+        bce = bce - bernoulli_log_likelihood(logits, x).double().sum()
         mse = mse + ((torch.sigmoid(logits) - x) ** 2).sum().double()
     pixels = images.numel()
     return {"bce_per_pixel": (bce / pixels).item(), "mse_per_pixel": (mse / pixels).item()}
@@ -77,8 +75,6 @@ def iwae(
     model: LatentModel, images: torch.Tensor, k: int, batch_size: int, seed: int, progress=None
 ) -> float:
     """Mean over images of the k-sample importance-weighted bound (nats per image)."""
-    from vaelab.objectives import iwae_bound
-
     model.eval()
     generator = torch.Generator(device=images.device).manual_seed(seed)
     total = torch.zeros((), dtype=torch.float64, device=images.device)
@@ -101,8 +97,6 @@ def evaluate(
 ) -> dict:
     """Every estimator on one split, keyed by what each number is. Values in nats per image
     unless the key says otherwise."""
-    from vaelab.objectives import analytic_elbo, mc_elbo
-
     metrics: dict = {"test_images": len(images)}
     means, logvars = posterior_means(model, images, batch_size)
     variance = means.var(dim=0)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from vaelab.atomic import atomic_path
-from vaelab.errors import ParamsError, TrainingDiverged
+from vaelab.errors import DataError, ParamsError, TrainingDiverged
 from vaelab.evaluation import mean_terms
 from vaelab.models import LatentModel, build_model
 from vaelab.objectives import mc_elbo, objective_for
@@ -264,8 +264,6 @@ def save_model(run: TrainingRun, spec: ExperimentSpec, name: str, meta: dict, pa
 
 def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[LatentModel, dict]:
     """Rebuild a saved model; returns it in eval mode with its config."""
-    from vaelab.errors import DataError
-
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
         config = state["config"]

@@ -7,6 +7,7 @@ Image grids are written pixel-exact (n x n tiles of the image size, no axes), so
 from __future__ import annotations
 
 from pathlib import Path
+from statistics import NormalDist
 
 import imageio.v3 as iio
 import matplotlib
@@ -70,8 +71,6 @@ def latent_plane(means: np.ndarray, variational: bool) -> tuple[np.ndarray, np.n
 def manifold(model: LatentModel, means: np.ndarray, n: int, coordinates: str) -> np.ndarray:
     """An n x n grid of decoded images over `quantiles` (Gaussian 0.05..0.95, seeds 000/001)
     or `linspace` (-3..3, seed 002) along the latent plane."""
-    from statistics import NormalDist
-
     if coordinates == "quantiles":
         ticks = np.array([NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, n)])
     elif coordinates == "linspace":
