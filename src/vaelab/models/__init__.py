@@ -1,4 +1,8 @@
-"""The model registry: one module per seed architecture."""
+"""The model registry: one module per seed architecture.
+
+The ReLUs work in place: no layer before one needs its own output for the backward pass,
+and on the CPU each saved activation buffer is memory traffic a step waits for.
+"""
 
 from __future__ import annotations
 

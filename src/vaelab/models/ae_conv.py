@@ -29,22 +29,22 @@ class ConvBody(nn.Module):
         features = 128 * self.base * self.base
         self.features = nn.Sequential(
             conv_same_stride2(1, 32),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             conv_same_stride2(32, 64),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             conv_same_stride2(64, 128),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Flatten(),
         )
         self.decoder = nn.Sequential(
             nn.Linear(latent_dim, features),
             nn.Unflatten(1, (128, self.base, self.base)),
             transpose_same(128, 128),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             transpose_same(128, 64),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             transpose_same(64, 32),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(32, 1, 3, padding=1),
         )
         self.feature_count = features

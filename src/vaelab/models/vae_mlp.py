@@ -16,12 +16,14 @@ class MLPVAE(LatentModel):
     def __init__(self, latent_dim: int = 2, image_size: int = 28, hidden_dim: int = 256, **kwargs):
         super().__init__(latent_dim, image_size, kwargs.get("logvar_clamp"))
         pixels = image_size * image_size
-        self.hidden = nn.Sequential(nn.Flatten(), nn.Linear(pixels, hidden_dim), nn.ReLU())
+        self.hidden = nn.Sequential(
+            nn.Flatten(), nn.Linear(pixels, hidden_dim), nn.ReLU(inplace=True)
+        )
         self.mean = nn.Linear(hidden_dim, latent_dim)
         self.logvar = nn.Linear(hidden_dim, latent_dim)
         self.decoder = nn.Sequential(
             nn.Linear(latent_dim, hidden_dim),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Linear(hidden_dim, pixels),
             nn.Unflatten(1, (1, image_size, image_size)),
         )
