@@ -150,3 +150,16 @@ def test_damaged_checkpoint_starts_afresh(prepared_data, tmp_path):
     assert Checkpoint(ckpt, "key").load() is None
     run = train(experiment(), "t", prepared_data / "binary28", CPU, ckpt)
     assert run.resumed_from == 0 and len(run.history) == 1
+
+
+def test_compiled_objective_trains_like_the_eager_one(prepared_data, tmp_path):
+    data = prepared_data / "binary28"
+    eager = train(experiment(epochs=1, batch_size=64), "t", data, CPU, tmp_path / "a.pt")
+    spec = experiment(epochs=1, batch_size=64, compile="default")
+    compiled = train(spec, "t", data, CPU, tmp_path / "b.pt")
+    # The same noise and the same math, so only float rounding may differ; another noise
+    # draw or a wrong gradient would move these by far more.
+    for key in ("train/loss", "test/loss", "test/elbo_mc"):
+        assert compiled.history[0][key] == pytest.approx(eager.history[0][key], abs=1e-3)
+    for name, value in _state(eager).items():
+        assert torch.allclose(compiled.model.state_dict()[name], value, atol=1e-5), name

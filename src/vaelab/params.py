@@ -27,6 +27,7 @@ AUTOENCODERS = ("ae_conv",)
 OBJECTIVES = ("mc_elbo", "analytic_elbo", "weighted", "bce")
 OPTIMIZERS = ("adam", "rmsprop")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 
 
 def _choice(*allowed: str) -> dict:
@@ -75,6 +76,7 @@ class ExperimentSpec:
     kl_weight: float = field(default=1.0, metadata=_at_least(0))
     logvar_clamp: float | None = field(default=None, metadata=_above(0))
     amp: bool = False
+    compile: str = field(default="none", metadata=_choice(*COMPILE_MODES))
 
 
 @dataclass(frozen=True)
