@@ -1,16 +1,21 @@
 """Training speed: the project's trainer against a plain DataLoader loop.
 
-    python -m benchmarks.train_speed [--steps 1875] [--amp] [--repro]
+    python -m benchmarks.train_speed [--steps 1875] [--rounds 3] [--amp] [--repro]
 
-Both train the cvae seed config (batch 32, Adam 1e-4, latent 2) from the same initial
-weights for the same number of steps on the prepared MNIST data, then report steps per
-second, their ratio, and the test ELBO (single-sample MC, full test split) each reached.
+Each way trains the cvae seed config (batch 32, Adam 1e-4, latent 2) from the same initial
+weights for the same number of steps on the prepared MNIST data, in a fresh process. The
+script prints steps per second (the median over the rounds), the ratio to the plain loop
+(the median of each round's ratio) and the test ELBO (single-sample MC, full test split)
+each way reached.
 
 The plain loop is what a user typically writes: `DataLoader(TensorDataset(x),
 batch_size=32, shuffle=True)`, a per-step `loss.item()` for logging, and the tutorial's
 architecture ported as is (PyTorch's default NCHW layout, a ConvTranspose2d last layer).
 The project's trainer draws batches from a tensor already on the device, never syncs
-inside a step, and builds the model with channels_last weights and a Conv2d last layer.
+inside a step, uses fused Adam, in-place ReLUs, channels_last weights and a Conv2d last
+layer, and keeps freed memory for reuse (vaelab.device.keep_freed_memory). The third way,
+the plain loop with only that allocator setting, shows how much of the difference it makes.
+--amp adds the trainer with bf16 autocast (`amp: true`).
 
 --repro also times a full `dvc repro` of every MNIST experiment (download, prepare, train,
 evaluate, embed, render) from a clean state, in a throwaway clone of HEAD.
@@ -18,18 +23,22 @@ evaluate, embed, render) from a clean state, in a throwaway clone of HEAD.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import torch
 import typer
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from vaelab.device import describe, resolve_device
+from vaelab.device import describe, keep_freed_memory, resolve_device
 from vaelab.evaluation import mean_terms
 from vaelab.models import build_model
 from vaelab.objectives import mc_elbo
@@ -74,59 +83,93 @@ def test_elbo(model, test_x) -> float:
     return mean_terms(model, test_x, mc_elbo, seed=0)["elbo"]
 
 
-def main(
-    steps: int = typer.Option(1875, help="Training steps for each way (1875 = one epoch)."),
-    repro: bool = typer.Option(False, help="Also time a clean `dvc repro` of the MNIST runs."),
-    amp: bool = typer.Option(False, help="Also time the trainer with bf16 autocast."),
-) -> None:
+WAYS = {
+    "trainer": "project trainer",
+    "plain": "plain DataLoader loop",
+    "plain-kept": "plain loop + kept memory",
+    "trainer-amp": "trainer, bf16 autocast",
+}
+
+
+def run_way(way: str, steps: int) -> dict:
+    """Train one way in this process; its steps per second and the test ELBO it reached."""
     config = load_params()
     spec = config.experiment("cvae")
-    device = resolve_device(config.device, config.threads)
-    if not (PREPARED / "train.pt").exists():
-        raise SystemExit(f"{PREPARED} is missing: run `dvc repro prepare@mnist_binary` first")
-    train_x = load_split(PREPARED, "train").images
+    if way in ("trainer", "trainer-amp"):
+        device = resolve_device(config.device, config.threads)  # tunes the host as stages do
+    else:  # what a user's script gets, optionally with only the allocator setting added
+        if way == "plain-kept":
+            keep_freed_memory()
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     test_x = load_split(PREPARED, "test").images.to(device)
-    print(f"device: {describe(device)}; cvae, batch {spec.batch_size}, {steps} steps each way")
-
-    from dataclasses import replace
-
-    def project_trainer(amp: bool):
+    if way.startswith("trainer"):
         with tempfile.TemporaryDirectory() as tmp:
             run = train(
-                replace(spec, epochs=1, amp=amp),
+                replace(spec, epochs=1, amp=way == "trainer-amp"),
                 "cvae",
                 PREPARED,
                 device,
                 Path(tmp) / "ckpt.pt",
                 limit=steps * spec.batch_size,
             )
-        return run.history[0]["epoch_seconds"], test_elbo(run.model, test_x)
+        seconds, model = run.history[0]["epoch_seconds"], run.model
+    else:
+        train_x = load_split(PREPARED, "train").images[: steps * spec.batch_size]
+        model, seconds = plain_loop(spec, train_x, steps, device)
+        model.eval()
+        test_x = test_x.contiguous()
+    return {
+        "way": way,
+        "device": describe(device),
+        "rate": steps / seconds,
+        "seconds": seconds,
+        "elbo": test_elbo(model, test_x),
+    }
 
-    ours_seconds, ours_elbo = project_trainer(amp=False)
-    plain, plain_seconds = plain_loop(spec, train_x[: steps * spec.batch_size], steps, device)
-    plain_elbo = test_elbo(plain.eval(), test_x.contiguous())
 
-    ours_rate, plain_rate = steps / ours_seconds, steps / plain_seconds
-    print(
-        f"project trainer : {ours_rate:7.1f} steps/s  ({ours_seconds:6.1f} s)  "
-        f"test ELBO {ours_elbo:8.2f}"
+def run_in_fresh_process(way: str, steps: int) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.train_speed", "--steps", str(steps), "--way", way],
+        check=True,
+        capture_output=True,
+        text=True,
     )
-    print(
-        f"plain DataLoader: {plain_rate:7.1f} steps/s  ({plain_seconds:6.1f} s)  "
-        f"test ELBO {plain_elbo:8.2f}"
-    )
-    print(
-        f"ratio           : {ours_rate / plain_rate:7.2f}x  "
-        f"(ELBO difference {abs(ours_elbo - plain_elbo):.2f} nats)"
-    )
-    if amp:
-        amp_seconds, amp_elbo = project_trainer(amp=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(
+    steps: int = typer.Option(1875, help="Training steps for each way (1875 = one epoch)."),
+    rounds: int = typer.Option(3, min=1, help="Times each way runs; the medians are reported."),
+    repro: bool = typer.Option(False, help="Also time a clean `dvc repro` of the MNIST runs."),
+    amp: bool = typer.Option(False, help="Also time the trainer with bf16 autocast."),
+    way: str = typer.Option("", hidden=True, help="Run one way here and print it as JSON."),
+) -> None:
+    if way:
+        print(json.dumps(run_way(way, steps)))
+        return
+    if not (PREPARED / "train.pt").exists():
+        raise SystemExit(f"{PREPARED} is missing: run `dvc repro prepare@mnist_binary` first")
+    ways = ["trainer", "plain", "plain-kept"] + (["trainer-amp"] if amp else [])
+    # One fresh process per way, so that the trainer's host tuning cannot leak into the
+    # plain loop; rounds with the order rotated, because a shared VM's speed drifts.
+    rates, results = [], {}
+    for round_ in range(rounds):
+        order = ways[round_ % len(ways) :] + ways[: round_ % len(ways)]
+        results = {name: run_in_fresh_process(name, steps) for name in order}
+        rates.append({name: results[name]["rate"] for name in ways})
+        print(f"round {round_ + 1}: " + ", ".join(f"{n} {r:.1f}" for n, r in rates[-1].items()))
+    table = pd.DataFrame(rates)
+    ratios = table.div(table["plain"], axis=0)  # within a round, so drifts cancel
+    print(f"\ndevice: {results['trainer']['device']}; cvae, batch 32, {steps} steps each way")
+    plain_elbo = results["plain"]["elbo"]
+    for name in ways:
         print(
-            f"trainer, bf16 autocast (amp: true): {steps / amp_seconds:7.1f} steps/s, "
-            f"{steps / amp_seconds / plain_rate:.2f}x the plain loop, test ELBO {amp_elbo:.2f}"
+            f"{WAYS[name]:26s}: {table[name].median():6.1f} steps/s (median of {rounds}), "
+            f"{ratios[name].median():4.2f}x the plain loop, test ELBO "
+            f"{results[name]['elbo']:8.2f} ({results[name]['elbo'] - plain_elbo:+.2f})"
         )
     if repro:
-        time_repro(mnist_targets(config))
+        time_repro(mnist_targets(load_params()))
 
 
 def mnist_targets(config) -> list[str]:
