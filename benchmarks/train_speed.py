@@ -117,7 +117,6 @@ def run_way(way: str, steps: int) -> dict:
         train_x = load_split(PREPARED, "train").images[: steps * spec.batch_size]
         model, seconds = plain_loop(spec, train_x, steps, device)
         model.eval()
-        test_x = test_x.contiguous()
     return {
         "way": way,
         "device": describe(device),

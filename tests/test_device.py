@@ -42,5 +42,5 @@ def _faults_per_step(mode: str) -> float:
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt tunes glibc only")
 def test_kept_memory_spares_a_training_step_its_page_faults():
     default, kept = _faults_per_step("default"), _faults_per_step("kept")
-    assert default > 1000, default  # about 1,900 on the CI machine
+    assert default > 1000, default  # 1,928 on our 2-core machine
     assert kept < 10, kept
