@@ -36,7 +36,7 @@ git checkout --quiet --detach "$head_rev"
   echo
   echo "Both sides ran the \`$profile\` profile (\`python -m vaelab.profiles $profile\`): small"
   echo "data subsets and few epochs, so compare the two columns with each other, not with the"
-  echo "seeds' published figures."
+  echo "references' published figures."
   echo
   echo "### Changed params and metrics"
   echo

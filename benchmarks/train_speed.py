@@ -2,7 +2,7 @@
 
     python -m benchmarks.train_speed [--steps 1875] [--rounds 3] [--amp] [--repro]
 
-Each way trains the cvae seed config (batch 32, Adam 1e-4, latent 2) from the same initial
+Each way trains the cvae reference config (batch 32, Adam 1e-4, latent 2) from the same initial
 weights for the same number of steps on the prepared MNIST data, in a fresh process. The
 script prints steps per second (the median over the rounds), the ratio to the plain loop
 (the median of each round's ratio) and the test ELBO (single-sample MC, full test split)
@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -38,12 +37,12 @@ import typer
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from vaelab.data import load_split
 from vaelab.device import describe, keep_freed_memory, resolve_device
-from vaelab.evaluation import mean_terms
+from vaelab.experiments import experiments_of, load_experiment, parse_experiment
 from vaelab.models import build_model
-from vaelab.objectives import mc_elbo
+from vaelab.objectives import mc_elbo, mean_terms
 from vaelab.params import load_params
-from vaelab.prepare import load_split
 from vaelab.training import make_optimizer, train
 
 PREPARED = Path("data/prepared/mnist_binary")
@@ -51,7 +50,7 @@ PREPARED = Path("data/prepared/mnist_binary")
 
 def plain_model(spec) -> nn.Module:
     """The tutorial's cvae as a straightforward port writes it."""
-    model = build_model(spec.model, spec.latent_dim, 28).to(memory_format=torch.contiguous_format)
+    model = build_model(spec.model, 28, spec.model_knobs).to(memory_format=torch.contiguous_format)
     last = model.decoder[-1]
     port = nn.ConvTranspose2d(32, 1, 3, stride=1, padding=1)
     with torch.no_grad():  # the same function: a stride-1 transposed conv is a flipped conv
@@ -93,8 +92,7 @@ WAYS = {
 
 def run_way(way: str, steps: int) -> dict:
     """Train one way in this process; its steps per second and the test ELBO it reached."""
-    config = load_params()
-    spec = config.experiment("cvae")
+    config, spec = load_experiment("params.yaml", "cvae")
     if way in ("trainer", "trainer-amp"):
         device = resolve_device(config.device, config.threads)  # tunes the host as stages do
     else:  # what a user's script gets, optionally with only the allocator setting added
@@ -103,15 +101,9 @@ def run_way(way: str, steps: int) -> dict:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     test_x = load_split(PREPARED, "test").images.to(device)
     if way.startswith("trainer"):
-        with tempfile.TemporaryDirectory() as tmp:
-            run = train(
-                replace(spec, epochs=1, amp=way == "trainer-amp"),
-                "cvae",
-                PREPARED,
-                device,
-                Path(tmp) / "ckpt.pt",
-                limit=steps * spec.batch_size,
-            )
+        one_epoch = {**spec.flat(), "epochs": 1, "amp": way == "trainer-amp"}
+        train_x = load_split(PREPARED, "train", steps * spec.batch_size).images.to(device)
+        run = train(parse_experiment("cvae", one_epoch), "cvae", train_x, test_x)
         seconds, model = run.history[0]["epoch_seconds"], run.model
     else:
         train_x = load_split(PREPARED, "train").images[: steps * spec.batch_size]
@@ -175,7 +167,7 @@ def mnist_targets(config) -> list[str]:
     """Every stage after training of each experiment on MNIST (all need no Fashion-MNIST)."""
     return [
         f"{stage}@{name}"
-        for name, spec in config.experiments.items()
+        for name, spec in experiments_of(config).items()
         if config.prepared(spec.data).dataset == "mnist"
         for stage in ("evaluate", "embed", "render")
     ]

@@ -1,10 +1,11 @@
-"""download@DATASET: fetch and verify the four raw IDX files into data/raw/DATASET/."""
+"""download@DATASET: fetch and verify the four raw IDX files into OUT/."""
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from vaelab.cli import ParamsFile, stage_app, user_errors
+from vaelab.cli import OutDir, ParamsFile, stage_app, user_errors
 from vaelab.download import download_dataset, mirrors_for
 from vaelab.errors import ParamsError
 from vaelab.manifest import DEFAULT_MANIFEST, load_manifest
@@ -16,10 +17,10 @@ app = stage_app(__doc__)
 @app.command()
 @user_errors
 def main(
-    dataset: str = typer.Argument(..., help="Dataset name, a key of data.mirrors in params."),
+    dataset: Annotated[str, typer.Argument(help="Dataset name, a key of data.mirrors in params.")],
+    out: OutDir,
     params: ParamsFile = Path("params.yaml"),
     manifest: Path = typer.Option(DEFAULT_MANIFEST, help="Expected checksums and shapes."),
-    out: Path = typer.Option(None, help="Output folder [default: data/raw/DATASET]."),
 ) -> None:
     """Download DATASET from the first mirror whose files verify (VAELAB_MIRROR overrides)."""
     config = load_params(params)
@@ -30,7 +31,7 @@ def main(
     download_dataset(
         load_manifest(dataset, manifest),
         mirrors_for(dataset, config.data.mirrors[dataset]),
-        out or Path("data/raw") / dataset,
+        out,
     )
 
 

@@ -1,20 +1,21 @@
-"""embed@EXP: encode the test split -> reports/EXP/latents.csv and a labelled scatter."""
+"""embed@EXP: encode the test split -> OUT/latents.csv and a labelled scatter."""
 
 from pathlib import Path
 
 from vaelab.atomic import atomic_path
 from vaelab.cli import (
+    DataDir,
     Experiment,
     Limit,
-    ModelsDir,
+    ModelFile,
+    OutDir,
     ParamsFile,
-    ReportsDir,
-    load_trained,
     stage_app,
     user_errors,
 )
 from vaelab.evaluation import posterior_means
 from vaelab.progress import say
+from vaelab.trained import load_trained
 from vaelab.visual import latents_table, scatter
 
 app = stage_app(__doc__)
@@ -24,14 +25,15 @@ app = stage_app(__doc__)
 @user_errors
 def main(
     name: Experiment,
+    model: ModelFile,
+    data: DataDir,
+    out: OutDir,
     params: ParamsFile = Path("params.yaml"),
-    models: ModelsDir = Path("models"),
-    reports: ReportsDir = Path("reports"),
     limit: Limit = None,
 ) -> None:
     """Write the posterior mean and log-variance of every test image, and their scatter."""
-    run = load_trained(name, params, models, limit)
-    info = run.model_config
+    run = load_trained(name, params, model, data, limit)
+    info = run.saved.experiment
     means, logvars = posterior_means(run.model, run.test.images.to(run.device))
     table = latents_table(
         means.cpu().numpy(),
@@ -39,13 +41,13 @@ def main(
         run.test.labels.numpy(),
         info["classes"],
     )
-    with atomic_path(reports / name / "latents.csv") as tmp:
+    with atomic_path(out / "latents.csv") as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     how = scatter(
         table,
         info["classes"],
         f"{name} ({info['model']}, {info['dataset']} test set)",
-        reports / name / "latent_scatter.png",
+        out / "latent_scatter.png",
     )
     say(f"embed {name}: {len(table)} test images, {means.shape[1]}-D latents; scatter: {how}")
 

@@ -1,22 +1,17 @@
-"""evaluate@EXP: every estimator on the full test split -> reports/EXP/metrics.json."""
+"""evaluate@EXP: every estimator on the full test split -> the experiment's metrics.json."""
 
 import json
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from vaelab.atomic import write_text
-from vaelab.cli import (
-    Experiment,
-    Limit,
-    ModelsDir,
-    ParamsFile,
-    ReportsDir,
-    load_trained,
-    stage_app,
-    user_errors,
-)
+from vaelab.cli import DataDir, Experiment, Limit, ModelFile, ParamsFile, stage_app, user_errors
 from vaelab.device import describe
 from vaelab.evaluation import evaluate
 from vaelab.progress import bar, say
+from vaelab.trained import load_trained
 
 app = stage_app(__doc__)
 
@@ -25,14 +20,15 @@ app = stage_app(__doc__)
 @user_errors
 def main(
     name: Experiment,
+    model: ModelFile,
+    data: DataDir,
+    out: Annotated[Path, typer.Option(help="The metrics.json to write.")],
     params: ParamsFile = Path("params.yaml"),
-    models: ModelsDir = Path("models"),
-    reports: ReportsDir = Path("reports"),
     limit: Limit = None,
 ) -> None:
     """Evaluate experiment NAME's model with the MC ELBO, analytic ELBO and IWAE bound."""
-    run = load_trained(name, params, models, limit)
-    settings = run.config.evaluate
+    run = load_trained(name, params, model, data, limit)
+    settings = run.params.evaluate
     k = settings.iwae_samples
     say(f"evaluate {name}: {len(run.test)} test images, IWAE k={k}, on {describe(run.device)}")
     with bar(total=len(run.test), desc=f"{name} IWAE k={k}", unit="img") as progress:
@@ -44,7 +40,7 @@ def main(
             settings.seed,
             progress,
         )
-    write_text(reports / name / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_text(out, json.dumps(metrics, indent=2) + "\n")
     say(f"evaluate {name}: " + json.dumps(metrics))
 
 

@@ -1,16 +1,21 @@
 """train@EXP: train one experiment; log per-epoch metrics and reconstructions with dvclive."""
 
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from dvclive import Live
 
 from vaelab.atomic import ensure_writable_dir, remove_stale_temporaries
-from vaelab.cli import Experiment, Limit, ModelsDir, ParamsFile, ReportsDir, stage_app, user_errors
+from vaelab.checkpoint import Checkpoint, fingerprint
+from vaelab.cli import DataDir, Experiment, Limit, OutDir, ParamsFile, stage_app, user_errors
+from vaelab.data import load_split, read_meta
 from vaelab.device import describe, resolve_device
-from vaelab.params import as_dict, load_params
-from vaelab.prepare import read_meta
+from vaelab.epoch_log import EpochLog
+from vaelab.experiments import load_experiment
+from vaelab.model_file import save_model
 from vaelab.progress import say
-from vaelab.training import save_model, train
+from vaelab.training import check_batch_fits, train
 
 app = stage_app(__doc__)
 
@@ -19,31 +24,41 @@ app = stage_app(__doc__)
 @user_errors
 def main(
     name: Experiment,
+    data: DataDir,
+    out: OutDir,
+    live: Annotated[Path, typer.Option(help="The dvclive folder for per-epoch logs.")],
     params: ParamsFile = Path("params.yaml"),
-    models: ModelsDir = Path("models"),
-    reports: ReportsDir = Path("reports"),
     limit: Limit = None,
 ) -> None:
-    """Train experiment NAME on its prepared data, resuming an interrupted run."""
-    config = load_params(params)
-    spec = config.experiment(name)
+    """Train experiment NAME on DATA into OUT/model.pt, resuming an interrupted run."""
+    config, spec = load_experiment(params, name)
     device = resolve_device(config.device, config.threads)
-    prepared = Path("data/prepared") / spec.data
-    meta = read_meta(prepared)
-    model_dir = ensure_writable_dir(models / name)
-    live_dir = ensure_writable_dir(reports / name / "train")
-    remove_stale_temporaries(model_dir)
+    meta = read_meta(data)
+    train_x = load_split(data, "train", limit).images.to(device)
+    test_x = load_split(data, "test", limit).images.to(device)
+    check_batch_fits(spec, name, len(train_x))
+    out, live = ensure_writable_dir(out), ensure_writable_dir(live)
+    remove_stale_temporaries(out)
     say(
-        f"train {name}: {spec.model} on {spec.data} ({meta['dataset']}), latent {spec.latent_dim},"
-        f" {spec.epochs} epochs of batch {spec.batch_size}, {spec.optimizer} lr {spec.lr}, "
-        f"on {describe(device)}"
+        f"train {name}: {spec.model} on {spec.data} ({meta['dataset']}), "
+        f"latent {spec.model_knobs.latent_dim}, {spec.epochs} epochs of batch {spec.batch_size}, "
+        f"{spec.optimizer} lr {spec.lr}, on {describe(device)}"
     )
-    with Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
-        live.log_params({"experiment": name, "device": device.type, **as_dict(spec)})
-        run = train(spec, name, prepared, device, model_dir / "checkpoint.pt", live, limit)
-        save_model(run, spec, name, meta, model_dir / "model.pt")
-    (model_dir / "checkpoint.pt").unlink(missing_ok=True)
-    say(f"train {name}: done in {run.seconds:.1f} s of training -> {model_dir / 'model.pt'}")
+    checkpoint = Checkpoint(out / "checkpoint.pt", fingerprint(spec, meta, limit))
+    resumed = checkpoint.load()
+    with Live(dir=str(live), save_dvc_exp=False, dvcyaml=None, report=None) as logger:
+        logger.log_params({"experiment": name, "device": device.type, **spec.flat()})
+        log = EpochLog(name, spec.epochs, test_x, checkpoint, logger, resumed)
+        state = train(spec, name, train_x, test_x, log, resumed)
+        experiment = {
+            "name": name,
+            **spec.flat(),
+            "dataset": meta["dataset"],
+            "classes": meta["classes"],
+        }
+        save_model(out / "model.pt", state.model, experiment, state.history, state.seconds)
+    checkpoint.remove()
+    say(f"train {name}: done in {state.seconds:.1f} s of training -> {out / 'model.pt'}")
 
 
 if __name__ == "__main__":

@@ -96,8 +96,8 @@ def git_commit(cwd: Path, message: str) -> None:
 
 
 def experiment(**overrides):
-    """An ExperimentSpec for tests: the cvae seed config unless overridden."""
-    from vaelab.params import ExperimentSpec
+    """An ExperimentSpec for tests: the cvae reference config unless overridden."""
+    from vaelab.experiments import parse_experiment
 
     values = dict(
         data="synthetic",
@@ -111,7 +111,7 @@ def experiment(**overrides):
         seed=0,
     )
     values.update(overrides)
-    return ExperimentSpec(**values)
+    return parse_experiment("experiments.t", values)
 
 
 @pytest.fixture(scope="session")
@@ -169,3 +169,29 @@ def stages_run(output: str) -> set[str]:
     import re
 
     return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+class Fitted:
+    """What a test needs of a training run: the state, the grids, where it resumed from."""
+
+    def __init__(self, state, grids, resumed_from):
+        self.state, self.grids, self.resumed_from = state, grids, resumed_from
+        self.model, self.history = state.model, state.history
+
+
+def fit(spec, data_dir: Path, checkpoint: Path | None = None, name: str = "t") -> Fitted:
+    """Train as the train stage does, without dvclive: checkpoint, resume, grids."""
+    from vaelab.checkpoint import Checkpoint, fingerprint
+    from vaelab.data import load_split, read_meta
+    from vaelab.epoch_log import EpochLog
+    from vaelab.training import train
+
+    train_x = load_split(data_dir, "train").images
+    test_x = load_split(data_dir, "test").images
+    saver = (
+        Checkpoint(checkpoint, fingerprint(spec, read_meta(data_dir), None)) if checkpoint else None
+    )
+    resumed = saver.load() if saver else None
+    log = EpochLog(name, spec.epochs, test_x, saver, None, resumed)
+    state = train(spec, name, train_x, test_x, log, resumed)
+    return Fitted(state, log.grids, resumed["epoch"] if resumed else 0)

@@ -7,7 +7,7 @@ import yaml
 from conftest import dvc, project_copy, run_env
 from synthetic import write_mirror
 
-from vaelab.prepare import load_split
+from vaelab.data import load_split
 
 pytestmark = pytest.mark.slow
 

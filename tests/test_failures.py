@@ -30,9 +30,13 @@ def stage_project(tmp_path, prepared_data, **experiment):
     params["experiments"] = {
         "t": {**params["experiments"]["cvae"], "data": "binary28", **experiment}
     }
+    params["references"] = {}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     shutil.copytree(prepared_data / "binary28", tmp_path / "data/prepared/binary28")
     return tmp_path
+
+
+TRAIN_T = ["--data", "data/prepared/binary28", "--out", "models/t", "--live", "reports/t/train"]
 
 
 def run_stage(project, *args, env=None, **popen):
@@ -58,7 +62,7 @@ def test_train_stage_with_cuda_on_a_machine_without_one(tmp_path, prepared_data)
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["device"] = "cuda"
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    result = run_stage(project, "train.py", "t", env=run_env(CUDA_VISIBLE_DEVICES=""))
+    result = run_stage(project, "train.py", "t", *TRAIN_T, env=run_env(CUDA_VISIBLE_DEVICES=""))
     assert result.returncode == 2
     assert result.stderr.startswith("error: device = 'cuda' but no CUDA GPU is visible")
     assert len(result.stderr.strip().splitlines()) == 1
@@ -69,7 +73,8 @@ def test_unwritable_output_folder_is_a_clear_error(tmp_path, prepared_data):
     project = stage_project(tmp_path, prepared_data, epochs=1)
     blocker = project / "not_a_folder"
     blocker.write_text("a file where a folder should be")
-    result = run_stage(project, "train.py", "t", "--models", str(blocker / "models"))
+    args = [*TRAIN_T[:2], "--out", str(blocker / "models" / "t"), *TRAIN_T[4:]]
+    result = run_stage(project, "train.py", "t", *args)
     assert result.returncode == 2
     assert result.stderr.strip() == (
         f"error: cannot create output folder {blocker / 'models' / 't'}: Not a directory"
@@ -100,7 +105,7 @@ def _wait_for_checkpoint(path, process, timeout=120):
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
 def test_interrupted_training_resumes_cleanly(tmp_path, prepared_data, how):
     project = stage_project(tmp_path, prepared_data, epochs=12, batch_size=16)
-    command = [sys.executable, str(ROOT / "stages/train.py"), "t"]
+    command = [sys.executable, str(ROOT / "stages/train.py"), "t", *TRAIN_T]
     process = subprocess.Popen(
         command,
         cwd=project,
@@ -123,11 +128,15 @@ def test_interrupted_training_resumes_cleanly(tmp_path, prepared_data, how):
     interrupted_after = torch.load(checkpoint, weights_only=True)["epoch"]
     assert 1 <= interrupted_after < 12
 
-    resumed = run_stage(project, "train.py", "t")
+    resumed = run_stage(project, "train.py", "t", *TRAIN_T)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming from the checkpoint after epoch {interrupted_after}" in resumed.stderr
     model = torch.load(project / "models/t/model.pt", weights_only=True)
     assert [r["epoch"] for r in model["history"]] == list(range(1, 13))
+    frames = sorted(
+        int(p.stem) for p in (project / "reports/t/train/plots/images/reconstructions").iterdir()
+    )
+    assert frames == list(range(1, 13))
     assert sorted(p.name for p in (project / "models/t").iterdir()) == ["model.pt"]
 
 

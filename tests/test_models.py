@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from vaelab.models import REGISTRY, build_model
+from vaelab.models import MODELS, build_model
 
 CASES = [
     ("cvae", 28),
@@ -19,7 +19,7 @@ CASES = [
 @pytest.mark.parametrize(("name", "size"), CASES)
 @pytest.mark.parametrize("latent_dim", [1, 2, 8])
 def test_output_shapes(name, size, latent_dim):
-    model = build_model(name, latent_dim, size)
+    model = build_model(name, size, latent_dim=latent_dim)
     x = torch.rand(3, 1, size, size)
     q = model.encode(x)
     assert q.mean.shape == (3, latent_dim)
@@ -30,30 +30,31 @@ def test_output_shapes(name, size, latent_dim):
     assert model.decode(q.sample()).shape == (3, 1, size, size)
 
 
-def test_registry_names_the_four_seed_variants():
-    assert set(REGISTRY) == {"cvae", "vae_mlp", "ae_conv", "vae_conv"}
-    assert not build_model("ae_conv", 2, 32).variational
+def test_registry_says_what_each_model_is():
+    assert not MODELS["ae_conv"].variational and MODELS["ae_conv"].image_sizes == (32,)
     for name in ("cvae", "vae_mlp", "vae_conv"):
-        assert build_model(name, 2, 32).variational
+        assert build_model(name, 32, latent_dim=2).variational
+    with pytest.raises(ValueError, match=r"ae_conv takes image sizes \(32,\), got 28"):
+        build_model("ae_conv", 28, latent_dim=2)
 
 
 def test_cvae_matches_the_tutorials_layer_sizes():
-    model = build_model("cvae", 2, 28)
+    model = build_model("cvae", 28, latent_dim=2)
     dense = [m for m in model.encoder if isinstance(m, nn.Linear)][0]
     assert dense.in_features == 2304 and dense.out_features == 4
     assert model.decoder[0].out_features == 7 * 7 * 32
 
 
-def test_seed003_flattens_to_2048_features():
-    model = build_model("vae_conv", 2, 32)
+def test_reference003_flattens_to_2048_features():
+    model = build_model("vae_conv", 32, latent_dim=2)
     assert model.body.feature_count == 2048
     assert model.body.features(torch.zeros(1, 1, 32, 32)).shape == (1, 2048)
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("name", sorted(MODELS))
 def test_keras_initialisation(name):
     torch.manual_seed(0)
-    model = build_model(name, 2, 32)
+    model = build_model(name, 32, latent_dim=2)
     for layer in model.modules():
         if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
             assert torch.count_nonzero(layer.bias) == 0
@@ -64,7 +65,7 @@ def test_keras_initialisation(name):
 
 
 def test_logvar_clamp_bounds_the_posterior():
-    model = build_model("vae_mlp", 2, 28, logvar_clamp=1.5)
+    model = build_model("vae_mlp", 28, latent_dim=2, logvar_clamp=1.5)
     with torch.no_grad():
         model.logvar.bias.fill_(100.0)
     assert model.encode(torch.rand(4, 1, 28, 28)).logvar.max() <= 1.5

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from vaelab.models import LatentModel, Posterior, build_model
+from vaelab.models.base import VariationalConfig
 from vaelab.objectives import (
     analytic_elbo,
     autoencoder_bce,
@@ -50,7 +51,7 @@ class FixedPosterior(LatentModel):
     """q(z|x) = N(mu, sigma^2) and p(x|z) with logits a*z, so expectations are checkable."""
 
     def __init__(self, mean=0.5, logvar=-1.0):
-        super().__init__(latent_dim=1, image_size=1)
+        super().__init__(VariationalConfig(latent_dim=1), image_size=1)
         self.mu, self.lv = mean, logvar
         self.a = nn.Parameter(torch.tensor(1.3))
 
@@ -75,23 +76,37 @@ def test_mc_elbo_averages_to_the_analytic_elbo():
 
 
 def test_weighted_with_pixel_count_is_the_negative_analytic_elbo():
-    model = build_model("vae_mlp", 2, 28)
+    model = build_model("vae_mlp", 28, latent_dim=2)
     x = torch.rand(8, 1, 28, 28)
-    weighted = weighted_loss(model, x, 784, 1.0, torch.Generator().manual_seed(1))
+    generator = torch.Generator().manual_seed(1)
+    weighted = weighted_loss(model, x, generator, recon_weight=784, kl_weight=1.0)
     analytic = analytic_elbo(model, x, torch.Generator().manual_seed(1))
     assert weighted.loss.item() == pytest.approx(analytic.loss.item(), rel=1e-5)
 
 
-def test_seed003_weighting():
-    model = build_model("vae_conv", 2, 32)
+def test_reference003_weighting_against_torch_formulas():
+    """500 x mean-pixel BCE + 0.5 x KL, computed with torch's own BCE and distributions."""
+    torch.manual_seed(0)
+    model = build_model("vae_conv", 32, latent_dim=2)
     x = torch.rand(4, 1, 32, 32)
-    terms = weighted_loss(model, x, 500, 1.0, torch.Generator().manual_seed(2))
-    expected = (500 * (-terms.reconstruction / 1024) + terms.kl).mean()
-    assert terms.loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    terms = weighted_loss(
+        model, x, torch.Generator().manual_seed(2), recon_weight=500, kl_weight=0.5
+    )
+    with torch.no_grad():
+        h = model.body.features(x)
+        mean, logvar = model.mean(h), model.logvar(h)
+        eps = torch.randn(mean.shape, generator=torch.Generator().manual_seed(2))
+        z = mean + torch.exp(0.5 * logvar) * eps
+        probs = torch.sigmoid(model.body.decoder(z))
+        bce = torch.nn.functional.binary_cross_entropy(probs, x, reduction="none")
+        q = torch.distributions.Normal(mean, torch.exp(0.5 * logvar))
+        kl = torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, 1.0)).sum(-1)
+        expected = (500 * bce.mean(dim=(1, 2, 3)) + 0.5 * kl).mean()
+    assert terms.loss.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_autoencoder_bce_is_mean_per_pixel():
-    model = build_model("ae_conv", 2, 32)
+    model = build_model("ae_conv", 32, latent_dim=2)
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()

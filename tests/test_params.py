@@ -9,7 +9,19 @@ import yaml
 from conftest import ROOT, run_env
 
 from vaelab.errors import ParamsError
-from vaelab.params import load_params, parse_params
+from vaelab.experiments import experiments_of
+from vaelab.models import MODELS
+from vaelab.objectives import OBJECTIVES
+from vaelab.params import load_params
+from vaelab.params import parse_params as parse_sections
+
+
+def parse_params(raw):
+    """Every section and every experiment, as the training stages check them."""
+    params = parse_sections(raw)
+    experiments_of(params)
+    return params
+
 
 DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
@@ -29,10 +41,11 @@ def with_change(path: str, value=None, delete: bool = False) -> dict:
 
 def test_shipped_params_are_valid():
     params = load_params(ROOT / "params.yaml")
-    assert set(params.experiments) == {"cvae", "vae_mlp", "vae_mlp_seed002", "ae_conv", "vae_conv"}
-    cvae = params.experiment("cvae")
-    assert (cvae.latent_dim, cvae.epochs, cvae.batch_size, cvae.lr) == (2, 10, 32, 1e-4)
+    experiments = experiments_of(params)
+    cvae = experiments["cvae"]
+    assert (cvae.model_knobs.latent_dim, cvae.epochs, cvae.batch_size, cvae.lr) == (2, 10, 32, 1e-4)
     assert params.prepared(cvae.data).binarize == "threshold"
+    assert set(params.references) <= set(experiments)
 
 
 @pytest.mark.parametrize(
@@ -41,8 +54,7 @@ def test_shipped_params_are_valid():
         (
             "experiments.cvae.model",
             "resnet",
-            "experiments.cvae.model = 'resnet' is invalid: allowed values are cvae, vae_mlp, ae_conv, "
-            "vae_conv",
+            f"experiments.cvae.model = 'resnet' is invalid: allowed values are {', '.join(MODELS)}",
         ),
         (
             "data.prepared.mnist_binary.dataset",
@@ -76,6 +88,39 @@ def test_shipped_params_are_valid():
             "(did you mean 'mnist_binary'?)",
         ),
         (
+            "experiments.cvae.objective",
+            "mc_elbow",
+            f"experiments.cvae.objective = 'mc_elbow' is invalid: allowed values are "
+            f"{', '.join(OBJECTIVES)}; did you mean 'mc_elbo'?",
+        ),
+        (
+            "experiments.ae_conv.data",
+            "mnist_binary",
+            "experiments.ae_conv.data = 'mnist_binary' is invalid for model 'ae_conv': its "
+            "images are 28x28, the model takes 32x32",
+        ),
+        (
+            "experiments.vae_mlp.hidden_dim",
+            2.5,
+            "experiments.vae_mlp.hidden_dim = 2.5 is invalid: expected an integer",
+        ),
+        (
+            "experiments.vae_mlp.kl_weight",
+            -1,
+            "experiments.vae_mlp.kl_weight = -1 is invalid: must be >= 0",
+        ),
+        (
+            "experiments.cvae.amp",
+            "yes",
+            "experiments.cvae.amp = 'yes' is invalid: expected true or false",
+        ),
+        (
+            "data.prepared.mnist_binary.size",
+            30,
+            "data.prepared.mnist_binary.size = 30 is invalid: allowed values are 28, 32",
+        ),
+        ("threads", -1, "threads = -1 is invalid: must be >= 0"),
+        (
             "experiments.ae_conv.objective",
             "mc_elbo",
             "experiments.ae_conv.objective = 'mc_elbo' is invalid for model 'ae_conv': "
@@ -106,6 +151,53 @@ def test_misspelt_key_suggests_the_right_one():
         parse_params(raw)
 
 
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            "experiments.cvae.hidden_dim",
+            128,
+            "experiments.cvae.hidden_dim: not used by model 'cvae' (takes latent_dim, "
+            "logvar_clamp) nor objective 'mc_elbo' (takes nothing); it is a key of model 'vae_mlp'",
+        ),
+        (
+            "experiments.cvae.recon_weight",
+            784,
+            "experiments.cvae.recon_weight: not used by model 'cvae' (takes latent_dim, "
+            "logvar_clamp) nor objective 'mc_elbo' (takes nothing); it is a key of objective "
+            "'weighted'",
+        ),
+        (
+            "experiments.ae_conv.logvar_clamp",
+            5.0,
+            "experiments.ae_conv.logvar_clamp: not used by model 'ae_conv' (takes latent_dim) nor "
+            "objective 'bce' (takes nothing); it is a key of model 'cvae' and model 'vae_mlp' and "
+            "model 'vae_conv'",
+        ),
+    ],
+)
+def test_a_key_the_model_and_objective_do_not_use_is_named(path, value, message):
+    with pytest.raises(ParamsError) as info:
+        parse_params(with_change(path, value))
+    assert str(info.value) == message
+
+
+def test_a_misspelt_section_key_lists_what_is_allowed():
+    with pytest.raises(ParamsError) as info:
+        parse_params(with_change("data.prepared.mnist_binary.binarise", "none"))
+    assert str(info.value) == (
+        "data.prepared.mnist_binary.binarise: unknown key; did you mean 'binarize'? (allowed: "
+        "dataset, binarize, size, seed, train_limit, test_limit)"
+    )
+
+
+def test_a_reference_to_no_experiment_is_an_error():
+    with pytest.raises(
+        ParamsError, match=r"^references: unknown name 'cvea' \(did you mean 'cvae'\?\)"
+    ):
+        parse_params(with_change("references.cvea", {"published": "x", "ours": ["a"]}))
+
+
 def test_yaml_syntax_error_is_one_line(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("experiments:\n  cvae: [unclosed\n")
@@ -113,22 +205,61 @@ def test_yaml_syntax_error_is_one_line(tmp_path):
         load_params(path)
 
 
-@pytest.mark.parametrize(
-    "stage", ["download.py mnist", "prepare.py mnist_binary", "train.py cvae", "evaluate.py cvae"]
-)
-def test_every_stage_rejects_bad_params_before_work(stage, tmp_path):
+STAGES = {
+    "download": ["mnist", "--out", "o/raw"],
+    "prepare": ["mnist_binary", "--raw", "raw", "--out", "o/prepared"],
+    "train": ["cvae", "--data", "d", "--out", "o/models", "--live", "o/live"],
+    "evaluate": ["cvae", "--model", "m.pt", "--data", "d", "--out", "o/metrics.json"],
+    "embed": ["cvae", "--model", "m.pt", "--data", "d", "--out", "o"],
+    "render": [
+        "cvae",
+        "--model",
+        "m.pt",
+        "--data",
+        "d",
+        "--latents",
+        "l.csv",
+        "--frames",
+        "f",
+        "--out",
+        "o",
+    ],
+    "report": ["--experiments", "e", "--out", "o"],
+}
+MODEL_STAGES = ("train", "evaluate", "embed", "render")
+
+
+def run_with_params(stage, raw, tmp_path):
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(with_change("experiments.cvae.latent_dim", -2)))
-    script, arg = stage.split()
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "stages" / script), arg, "--params", str(params)],
+    params.write_text(yaml.safe_dump(raw))
+    return subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "stages" / f"{stage}.py"),
+            *STAGES[stage],
+            "--params",
+            str(params),
+        ],
         cwd=tmp_path,
         env=run_env(),
         capture_output=True,
         text=True,
     )
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_every_stage_rejects_a_bad_section_before_work(stage, tmp_path):
+    result = run_with_params(stage, with_change("render.manifold_size", 1), tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == "error: render.manifold_size = 1 is invalid: must be >= 2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+@pytest.mark.parametrize("stage", MODEL_STAGES)
+def test_model_stages_reject_a_bad_experiment_before_work(stage, tmp_path):
+    result = run_with_params(stage, with_change("experiments.vae_conv.latent_dim", -2), tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == (
-        "error: experiments.cvae.latent_dim = -2 is invalid: must be >= 1"
+        "error: experiments.vae_conv.latent_dim = -2 is invalid: must be >= 1"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]

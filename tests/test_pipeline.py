@@ -1,6 +1,7 @@
 """The whole pipeline, end to end, on a tiny profile in a throwaway git repository."""
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -10,26 +11,37 @@ import imageio.v3 as iio
 import pandas as pd
 import pytest
 import yaml
-from conftest import dvc, git_commit, offline_project, stages_run
+from conftest import ROOT, dvc, git_commit, offline_project, stages_run
 
 pytestmark = pytest.mark.slow
 
-EXPERIMENTS = ("cvae", "vae_mlp", "vae_mlp_seed002", "ae_conv", "vae_conv")
+EXPERIMENTS = tuple(yaml.safe_load((ROOT / "params.yaml").read_text())["experiments"])
+FOLDER = "reports/experiments"
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory, real_mnist_mirror):
+def template(tmp_path_factory, real_mnist_mirror):
+    """The tiny-profile project after one full `dvc repro`, committed; never changed."""
     project, env = offline_project(tmp_path_factory.mktemp("e2e"), real_mnist_mirror)
     first = dvc(["repro"], project, env)
     git_commit(project, "first run")
     return project, env, first
 
 
-def test_repro_runs_every_stage_and_writes_every_output(pipeline):
-    project, _, first = pipeline
+@pytest.fixture
+def pipeline(template, tmp_path):
+    """A fresh copy of the template, so that every test starts from a clean project."""
+    source, env, first = template
+    project = tmp_path / "project"
+    shutil.copytree(source, project, symlinks=True)
+    return project, env, first
+
+
+def test_repro_runs_every_stage_and_writes_every_output(template):
+    project, _, first = template
     assert len(stages_run(first.stdout)) == 2 + 3 + len(EXPERIMENTS) * 4 + 1
     for name in EXPERIMENTS:
-        reports = project / "reports" / name
+        reports = project / FOLDER / name
         for file in (
             "metrics.json",
             "latents.csv",
@@ -40,6 +52,7 @@ def test_repro_runs_every_stage_and_writes_every_output(pipeline):
             "reconstructions.png",
             "samples.png",
             "train/metrics.json",
+            "train/plots/images/reconstructions/1.png",
         ):
             assert (reports / file).exists(), file
         latents = pd.read_csv(reports / "latents.csv")
@@ -47,28 +60,92 @@ def test_repro_runs_every_stage_and_writes_every_output(pipeline):
         size = 32 if name.endswith("conv") else 28
         assert iio.imread(reports / "manifold_quantiles.png").shape == (4 * size, 4 * size)
         assert iio.imread(reports / "epochs.gif", index=None).shape[0] == 1
-    metrics = json.loads((project / "reports/cvae/metrics.json").read_text())
+    metrics = json.loads((project / FOLDER / "cvae/metrics.json").read_text())
     assert metrics["iwae"]["k"] == 5 and metrics["test_images"] == 128
 
 
-def test_summary_has_one_row_per_experiment(pipeline):
-    project, _, _ = pipeline
+def summary_rows(project) -> dict[str, list[str]]:
+    lines = (project / "reports/summary.md").read_text().splitlines()
+    table = [line for line in lines if line.startswith("| ")]
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    rows = {}
+    for line in table[1:]:
+        cells = dict(zip(header, (c.strip() for c in line.strip("|").split("|")), strict=True))
+        rows[cells["experiment"]] = cells
+    return rows
+
+
+def test_summary_sets_each_experiment_beside_its_reference(template):
+    project, _, _ = template
+    rows = summary_rows(project)
+    assert set(rows) == set(EXPERIMENTS)
+    cvae = json.loads((project / FOLDER / "cvae/metrics.json").read_text())
+    ours = cvae["elbo"]["mc_1sample_nats"]
+    assert rows["cvae"]["ours, as the reference measures it"] == f"{ours:.4g}"
+    assert rows["cvae"]["test ELBO, MC (nats)"] == f"{ours:.2f}"
+    assert rows["vae_mlp"]["reference's published figure"] == "—"
     summary = (project / "reports/summary.md").read_text()
-    rows = [line for line in summary.splitlines() if line.startswith("| ")]
-    assert len(rows) == 1 + len(EXPERIMENTS)
     for name in EXPERIMENTS:
-        assert f"| {name} " in summary
-        assert f"]({name}/manifold_quantiles.png)" in summary
-    assert "-156.50" in summary
+        assert f"](experiments/{name}/manifold_quantiles.png)" in summary
+        assert (project / "reports" / f"experiments/{name}/manifold_quantiles.png").exists()
+    chart = iio.imread(project / "reports/test_elbo_per_epoch.png")
+    assert chart.ndim == 3 and chart.shape[0] > 200
 
 
-def test_metrics_show_lists_every_experiment(pipeline):
-    project, env, _ = pipeline
+def test_metrics_and_plots_show_every_experiment(template):
+    project, env, _ = template
     shown = json.loads(dvc(["metrics", "show", "--json"], project, env).stdout)
     files = next(iter(shown.values()))["data"]
+    plots = json.dumps(json.loads(dvc(["plots", "show", "--json"], project, env).stdout))
     for name in EXPERIMENTS:
-        assert f"reports/{name}/metrics.json" in files
-        assert f"reports/{name}/train/metrics.json" in files
+        assert f"{FOLDER}/{name}/metrics.json" in files
+        assert f"{FOLDER}/{name}/train/metrics.json" in files
+        assert f"{FOLDER}/{name}/train/plots/metrics/train/loss.tsv" in plots
+        assert f"{FOLDER}/{name}/train/plots/images/reconstructions/1.png" in plots
+    assert "reports/test_elbo_per_epoch.png" in plots
+
+
+def test_a_new_experiment_is_one_params_entry(pipeline):
+    project, env, _ = pipeline
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["experiments"]["cvae_wide"] = {**params["experiments"]["cvae"], "latent_dim": 3}
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run = dvc(["repro"], project, env)
+    assert stages_run(run.stdout) == {
+        "train@cvae_wide",
+        "evaluate@cvae_wide",
+        "embed@cvae_wide",
+        "render@cvae_wide",
+        "report",
+    }
+    shown = json.loads(dvc(["metrics", "show", "--json"], project, env).stdout)
+    metrics = next(iter(shown.values()))["data"][f"{FOLDER}/cvae_wide/metrics.json"]["data"]
+    assert metrics["latent"]["dims"] == 3
+    plots = json.dumps(json.loads(dvc(["plots", "show", "--json"], project, env).stdout))
+    assert f"{FOLDER}/cvae_wide/train/plots/metrics/test/elbo_mc.tsv" in plots
+    assert f"{FOLDER}/cvae_wide/latents.csv" in plots
+    assert summary_rows(project)["cvae_wide"]["latent"] == "3"
+    assert "cvae_wide" not in (project / "dvc.yaml").read_text()
+
+
+def test_touching_a_module_marks_only_the_stages_that_import_it(pipeline):
+    from test_stage_deps import STAGES, loaded_code, script_of
+
+    project, env, _ = pipeline
+    assert json.loads(dvc(["status", "--json"], project, env).stdout) == {}
+    for module in ("src/vaelab/visual.py", "src/vaelab/evaluation.py", "src/vaelab/grids.py"):
+        path = project / module
+        original = path.read_text()
+        path.write_text(original + "\n# touched\n")
+        stale = set(json.loads(dvc(["status", "--json"], project, env).stdout))
+        path.write_text(original)
+        importers = {name for name in STAGES if module in loaded_code(script_of(name))}
+        expected = {
+            f"{name}@{key}" if name in ("train", "evaluate", "embed", "render") else name
+            for name in importers
+            for key in (EXPERIMENTS if name in ("train", "evaluate", "embed", "render") else [""])
+        }
+        assert importers and stale == {e.removesuffix("@") for e in expected}, module
 
 
 def test_changing_one_experiment_reruns_only_its_stages(pipeline):
@@ -84,13 +161,14 @@ def test_changing_one_experiment_reruns_only_its_stages(pipeline):
         "render@cvae",
         "report",
     }
+    cvae = f"{FOLDER}/cvae/metrics.json"
     diff = dvc(["metrics", "diff", "HEAD", "--md"], project, env).stdout
-    assert "reports/cvae/metrics.json" in diff and "latent.dims" in diff
+    assert cvae in diff and "latent.dims" in diff
     assert "elbo.mc_1sample_nats" in diff
-    assert "reports/vae_mlp" not in diff
+    assert f"{FOLDER}/vae_mlp" not in diff
     changed = json.loads(dvc(["metrics", "diff", "HEAD", "--json"], project, env).stdout)
-    assert changed["reports/cvae/metrics.json"]["latent.dims"] == {"old": 2, "new": 3, "diff": 1}
-    assert set(changed) <= {"reports/cvae/metrics.json", "reports/cvae/train/metrics.json"}
+    assert changed[cvae]["latent.dims"] == {"old": 2, "new": 3, "diff": 1}
+    assert set(changed) <= {cvae, f"{FOLDER}/cvae/train/metrics.json"}
 
 
 def find_experiment(node, name):
@@ -124,7 +202,6 @@ def wait_for_queue(project, env, timeout=900):
 def test_queued_sweep_shows_each_experiment(pipeline):
     """`dvc exp run --queue` twice, `dvc queue start`, then both in `dvc exp show`."""
     project, env, _ = pipeline
-    git_commit(project, "cvae latent 3")
     for latent_dim in (5, 6):
         dvc(
             [
@@ -148,7 +225,7 @@ def test_queued_sweep_shows_each_experiment(pipeline):
     for latent_dim in (5, 6):
         data = find_experiment(shown, f"latent-{latent_dim}")
         assert data is not None, f"latent-{latent_dim} missing from dvc exp show"
-        metrics = data["metrics"]["reports/cvae/metrics.json"]["data"]
+        metrics = data["metrics"][f"{FOLDER}/cvae/metrics.json"]["data"]
         assert metrics["latent"]["dims"] == latent_dim
         cvae_params = data["params"]["params.yaml"]["data"]["experiments"]["cvae"]
         assert cvae_params["latent_dim"] == latent_dim
@@ -159,7 +236,6 @@ def test_queued_sweep_shows_each_experiment(pipeline):
 def test_pr_report_script_compares_base_and_head(pipeline):
     """What the pull-request workflow runs: the profile on base and head, then a comment."""
     project, env, _ = pipeline
-    git_commit(project, "before the pull request")
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["experiments"]["vae_mlp"]["latent_dim"] = 3
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -175,8 +251,8 @@ def test_pr_report_script_compares_base_and_head(pipeline):
     assert result.returncode == 0, result.stdout + result.stderr
     comment = (project / "comment.md").read_text()
     assert "| experiments.vae_mlp.latent_dim " in comment, comment
-    assert "| reports/vae_mlp/metrics.json " in comment and "latent.dims" in comment, comment
-    assert "| reports/cvae/metrics.json " not in comment, comment
+    assert f"| {FOLDER}/vae_mlp/metrics.json " in comment and "latent.dims" in comment, comment
+    assert f"| {FOLDER}/cvae/metrics.json " not in comment, comment
     summary_rows = [
         line
         for line in comment.splitlines()

@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 import torch
 
+from vaelab.data import load_split, read_meta
 from vaelab.errors import DataError
 from vaelab.manifest import load_manifest
 from vaelab.params import PreparedSpec
-from vaelab.prepare import binarize, load_split, pad_to, prepare, read_meta
+from vaelab.prepare import binarize, pad_to, prepare
 
 PIXELS = torch.tensor([[[0, 127, 128, 255]]], dtype=torch.uint8)
 

@@ -1,16 +1,16 @@
+import json
+
 import pytest
 import torch
-from conftest import experiment
+from conftest import experiment, fit
 
 from vaelab import training
+from vaelab.checkpoint import Checkpoint, fingerprint
+from vaelab.data import load_split, read_meta
 from vaelab.errors import ParamsError, TrainingDiverged
-from vaelab.evaluation import mean_terms
+from vaelab.model_file import load_model, save_model
 from vaelab.models import build_model
-from vaelab.objectives import objective_for
-from vaelab.prepare import load_split
-from vaelab.training import Checkpoint, train
-
-CPU = torch.device("cpu")
+from vaelab.objectives import mean_terms, objective_for
 
 
 def _state(run):
@@ -30,27 +30,25 @@ def _same_weights(a, b):
         ("vae_conv", "weighted", "fashion32", {"recon_weight": 500.0}),
     ],
 )
-def test_one_epoch_lowers_the_test_loss(prepared_data, tmp_path, model, objective, data, extra):
+def test_one_epoch_lowers_the_test_loss(prepared_data, model, objective, data, extra):
     spec = experiment(model=model, objective=objective, batch_size=16, lr=1e-3, **extra)
     test_x = load_split(prepared_data / data, "test").images
     torch.manual_seed(spec.seed)
-    untrained = build_model(model, 2, test_x.shape[-1])
-    loss_fn = objective_for(objective, spec.recon_weight, spec.kl_weight)
+    untrained = build_model(model, test_x.shape[-1], spec.model_knobs)
+    loss_fn = objective_for(objective, spec.objective_knobs)
     before = mean_terms(untrained, test_x, loss_fn)["loss"]
-    run = train(spec, "t", prepared_data / data, CPU, tmp_path / "ckpt.pt")
+    run = fit(spec, prepared_data / data)
     after = run.history[-1]["test/loss"]
     assert after < 0.9 * before, (before, after)
     assert run.history[-1]["train/loss"] < before
     assert len(run.grids) == 1 and run.grids[0].dtype == torch.uint8
 
 
-def test_same_seed_same_result_other_seed_differs(prepared_data, tmp_path):
+def test_same_seed_same_result_other_seed_differs(prepared_data):
     spec = experiment(epochs=2)
-    first = train(spec, "t", prepared_data / "binary28", CPU, tmp_path / "a.pt")
-    again = train(spec, "t", prepared_data / "binary28", CPU, tmp_path / "b.pt")
-    other = train(
-        experiment(epochs=2, seed=1), "t", prepared_data / "binary28", CPU, tmp_path / "c.pt"
-    )
+    first = fit(spec, prepared_data / "binary28")
+    again = fit(spec, prepared_data / "binary28")
+    other = fit(experiment(epochs=2, seed=1), prepared_data / "binary28")
     strip = [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in first.history]
     assert strip == [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in again.history]
     assert _same_weights(_state(first), _state(again))
@@ -58,7 +56,7 @@ def test_same_seed_same_result_other_seed_differs(prepared_data, tmp_path):
 
 
 class Interrupt:
-    """Raise KeyboardInterrupt on the n-th objective call, as a Ctrl-C would mid-epoch."""
+    """Raise KeyboardInterrupt on the n-th training call, as a Ctrl-C would mid-epoch."""
 
     def __init__(self, objective, at_call):
         self.objective, self.at_call, self.calls = objective, at_call, 0
@@ -75,7 +73,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(
 ):
     spec = experiment(epochs=3, batch_size=64)
     data = prepared_data / "binary28"
-    reference = train(spec, "t", data, CPU, tmp_path / "ref.pt")
+    reference = fit(spec, data, tmp_path / "ref.pt")
 
     steps_per_epoch = 512 // 64
     real = training.objective_for
@@ -84,24 +82,47 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(
     )
     ckpt = tmp_path / "ckpt.pt"
     with pytest.raises(KeyboardInterrupt):
-        train(spec, "t", data, CPU, ckpt)
+        fit(spec, data, ckpt)
     assert torch.load(ckpt, weights_only=True)["epoch"] == 1
     monkeypatch.setattr(training, "objective_for", real)
 
-    resumed = train(spec, "t", data, CPU, ckpt)
+    resumed = fit(spec, data, ckpt)
     assert resumed.resumed_from == 1
     assert _same_weights(_state(resumed), _state(reference))
-    assert [r["test/elbo_mc"] for r in resumed.history] == [
-        r["test/elbo_mc"] for r in reference.history
+    assert resumed.history == [
+        {**r, "epoch_seconds": s["epoch_seconds"]}
+        for r, s in zip(reference.history, resumed.history, strict=True)
     ]
+    assert all(torch.equal(a, b) for a, b in zip(resumed.grids, reference.grids, strict=True))
+
+
+def test_checkpoint_fingerprint_follows_params_data_and_code(prepared_data, tmp_path, monkeypatch):
+    meta = read_meta(prepared_data / "binary28")
+    base = fingerprint(experiment(), meta, None)
+    assert fingerprint(experiment(), meta, None) == base
+    assert fingerprint(experiment(lr=2e-3), meta, None) != base
+    assert fingerprint(experiment(), {**meta, "seed": 1}, None) != base
+    assert fingerprint(experiment(), meta, 100) != base
+    # a copy of the library with one changed source file
+    from vaelab import checkpoint
+
+    source = tmp_path / "vaelab"
+    for path in checkpoint._SOURCE_DIR.rglob("*.py"):
+        (source / path.relative_to(checkpoint._SOURCE_DIR)).parent.mkdir(
+            parents=True, exist_ok=True
+        )
+        (source / path.relative_to(checkpoint._SOURCE_DIR)).write_bytes(path.read_bytes())
+    monkeypatch.setattr(checkpoint, "_SOURCE_DIR", source)
+    assert fingerprint(experiment(), meta, None) == base
+    (source / "training.py").write_text((source / "training.py").read_text() + "\n# edited\n")
+    assert fingerprint(experiment(), meta, None) != base
 
 
 def test_checkpoint_from_other_params_is_ignored(prepared_data, tmp_path):
     ckpt = tmp_path / "ckpt.pt"
     data = prepared_data / "binary28"
-    train(experiment(epochs=1), "t", data, CPU, ckpt)
-    run = train(experiment(epochs=1, lr=2e-3), "t", data, CPU, ckpt)
-    assert run.resumed_from == 0
+    fit(experiment(epochs=1), data, ckpt)
+    assert fit(experiment(epochs=1, lr=2e-3), data, ckpt).resumed_from == 0
 
 
 def test_nan_loss_names_epoch_and_step_and_keeps_last_checkpoint(
@@ -128,7 +149,7 @@ def test_nan_loss_names_epoch_and_step_and_keeps_last_checkpoint(
         match=r"loss became nan at epoch 2, step 5; last good "
         r"checkpoint kept \(epoch 1\)",
     ):
-        train(experiment(epochs=3), "t", prepared_data / "binary28", CPU, ckpt)
+        fit(experiment(epochs=3), prepared_data / "binary28", ckpt)
     state = torch.load(ckpt, weights_only=True)
     assert state["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in state["model"].values())
@@ -140,7 +161,7 @@ def test_batch_larger_than_training_set_is_rejected_before_work(prepared_data, t
         match=r"experiments.t.batch_size = 600 is invalid: larger "
         r"than the training set \(512 images\)",
     ):
-        train(experiment(batch_size=600), "t", prepared_data / "binary28", CPU, tmp_path / "c.pt")
+        fit(experiment(batch_size=600), prepared_data / "binary28", tmp_path / "c.pt")
     assert not (tmp_path / "c.pt").exists()
 
 
@@ -148,15 +169,43 @@ def test_damaged_checkpoint_starts_afresh(prepared_data, tmp_path):
     ckpt = tmp_path / "ckpt.pt"
     ckpt.write_bytes(b"not a checkpoint")
     assert Checkpoint(ckpt, "key").load() is None
-    run = train(experiment(), "t", prepared_data / "binary28", CPU, ckpt)
+    run = fit(experiment(), prepared_data / "binary28", ckpt)
     assert run.resumed_from == 0 and len(run.history) == 1
 
 
-def test_compiled_objective_trains_like_the_eager_one(prepared_data, tmp_path):
+@pytest.mark.parametrize(
+    ("overrides", "data"),
+    [
+        ({}, "binary28"),
+        ({"model": "vae_mlp", "hidden_dim": 32, "latent_dim": 3, "logvar_clamp": 4.0}, "grey28"),
+        ({"model": "ae_conv", "objective": "bce"}, "fashion32"),
+    ],
+)
+def test_saved_model_rebuilds_from_its_own_config(prepared_data, tmp_path, overrides, data):
+    spec = experiment(**overrides)
+    run = fit(spec, prepared_data / data)
+    path = tmp_path / "model.pt"
+    save_model(path, run.model, {"name": "t", **spec.flat()}, run.history, 1.5)
+    saved = load_model(path)
+    assert saved.model.config == run.model.config and type(saved.model) is type(run.model)
+    assert saved.experiment["latent_dim"] == spec.model_knobs.latent_dim
+    assert saved.history == run.history and saved.train_seconds == 1.5
+    x = load_split(prepared_data / data, "test").images[:8]
+    run.model.eval()
+    with torch.inference_mode():
+        assert torch.equal(
+            saved.model.decode(saved.model.encode(x).mean),
+            run.model.decode(run.model.encode(x).mean),
+        )
+    # the file alone is enough: nothing in it is a pickled class
+    blob = torch.load(path, weights_only=True)
+    json.dumps(blob["model"]) and json.dumps(blob["experiment"])
+
+
+def test_compiled_objective_trains_like_the_eager_one(prepared_data):
     data = prepared_data / "binary28"
-    eager = train(experiment(epochs=1, batch_size=64), "t", data, CPU, tmp_path / "a.pt")
-    spec = experiment(epochs=1, batch_size=64, compile="default")
-    compiled = train(spec, "t", data, CPU, tmp_path / "b.pt")
+    eager = fit(experiment(epochs=1, batch_size=64), data)
+    compiled = fit(experiment(epochs=1, batch_size=64, compile="default"), data)
     # The same noise and the same math, so only float rounding may differ; another noise
     # draw or a wrong gradient would move these by far more.
     for key in ("train/loss", "test/loss", "test/elbo_mc"):

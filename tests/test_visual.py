@@ -5,6 +5,7 @@ import torch
 
 from vaelab.models import build_model
 from vaelab.visual import (
+    epoch_frames,
     epoch_gif,
     latents_table,
     manifold,
@@ -28,19 +29,22 @@ from vaelab.visual import (
 )
 @pytest.mark.parametrize("coordinates", ["quantiles", "linspace"])
 def test_manifold_is_n_tiles_square(name, size, latent_dim, coordinates):
-    model = build_model(name, latent_dim, size).eval()
+    model = build_model(name, size, latent_dim=latent_dim).eval()
     means = np.random.default_rng(0).normal(size=(200, latent_dim))
     picture = manifold(model, means, 6, coordinates)
     expected = (size, 6 * size) if latent_dim == 1 else (6 * size, 6 * size)
     assert picture.shape == expected and picture.dtype == np.uint8
 
 
-def test_gif_has_one_frame_per_epoch(tmp_path):
-    frames = []
-    for epoch in range(1, 5):
-        path = tmp_path / f"epoch_{epoch:04d}.png"
-        save_png(np.full((10, 12), epoch * 40, dtype=np.uint8), path)
-        frames.append(path)
+def test_gif_has_one_frame_per_epoch_in_epoch_order(tmp_path):
+    series = tmp_path / "reconstructions"  # dvclive's layout: one file per step
+    series.mkdir()
+    for epoch in range(1, 12):
+        save_png(np.full((10, 12), epoch * 20, dtype=np.uint8), series / f"{epoch}.png")
+    (series / "notes.png").write_bytes(b"")  # not a step: ignored
+    frames = epoch_frames(series)
+    assert [p.stem for p in frames] == [str(e) for e in range(1, 12)]  # 10 after 9, not 1
+    frames = frames[:4]
     assert epoch_gif(frames, tmp_path / "epochs.gif", scale=2) == 4
     gif = iio.imread(tmp_path / "epochs.gif", index=None)
     assert gif.shape[0] == 4 and gif.shape[1:3] == (20, 24)
@@ -51,7 +55,7 @@ def test_gif_has_one_frame_per_epoch(tmp_path):
 
 
 def test_samples_and_reconstructions_have_the_right_size():
-    model = build_model("ae_conv", 2, 32).eval()
+    model = build_model("ae_conv", 32, latent_dim=2).eval()
     means = np.array([[0.0, 0.0], [1.0, 2.0], [-1.0, 0.5]])
     samples = prior_samples(model, means, 9, seed=0)
     assert samples.shape == (3 * 34 + 2, 3 * 34 + 2)

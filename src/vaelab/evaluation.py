@@ -2,39 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from vaelab.models import LatentModel
-from vaelab.objectives import Terms, analytic_elbo, bernoulli_log_likelihood, iwae_bound, mc_elbo
-
-
-@torch.inference_mode()
-def mean_terms(
-    model: LatentModel,
-    images: torch.Tensor,
-    objective: Callable[..., Terms],
-    batch_size: int = 1000,
-    seed: int = 0,
-) -> dict[str, float]:
-    """Per-image means of an objective's terms over `images`, with fixed noise."""
-    was_training = model.training
-    model.eval()
-    generator = torch.Generator(device=images.device).manual_seed(seed)
-    sums: dict[str, torch.Tensor] = {}
-    for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size]
-        terms = objective(model, x, generator)
-        batch = {"loss": terms.loss * len(x), "reconstruction": terms.reconstruction.sum()}
-        if terms.kl is not None:
-            batch["kl"] = terms.kl.sum()
-            batch["elbo"] = terms.elbo.sum()
-        for key, value in batch.items():
-            sums[key] = sums.get(key, 0) + value.double()
-    model.train(was_training)
-    return {key: (value / len(images)).item() for key, value in sums.items()}
-
+from vaelab.objectives import (
+    analytic_elbo,
+    bernoulli_log_likelihood,
+    iwae_bound,
+    mc_elbo,
+    mean_terms,
+)
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 

@@ -1,22 +1,29 @@
 """The losses and bounds, shared by training and evaluation. All values are in nats.
 
+An objective is one function (model, x, generator, **knobs) -> Terms and one line in
+OBJECTIVES, which names its knobs' config and the kind of model it trains.
+
 log N(z; mu, sigma^2)  = -1/2 sum_d [ (z - mu)^2 / sigma^2 + log sigma^2 + log 2 pi ]
 log p(x|z)             = -sum_pixels BCE(logits(z), x)          (Bernoulli decoder)
 KL(q(z|x) || N(0, I))  = -1/2 sum_d [ 1 + log sigma^2 - mu^2 - sigma^2 ]
-MC ELBO  (seed 000)    = log p(x|z) + log p(z) - log q(z|x),    z ~ q(z|x), one sample
+MC ELBO  (ref. 000)    = log p(x|z) + log p(z) - log q(z|x),    z ~ q(z|x), one sample
 analytic ELBO          = E_q[log p(x|z)] - KL,                  the expectation by one sample
-weighted (seeds 001-3) = recon_weight * mean_pixels BCE + kl_weight * KL   (a loss)
+weighted (refs 001-3) = recon_weight * mean_pixels BCE + kl_weight * KL   (a loss)
 IWAE_k                 = log 1/k sum_i p(x, z_i) / q(z_i|x),    z_i ~ q(z|x)
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
+from vaelab.knobs import Knobs
 from vaelab.models import LatentModel, Posterior
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -25,7 +32,7 @@ LOG_2PI = math.log(2.0 * math.pi)
 def log_normal_pdf(
     sample: torch.Tensor, mean: torch.Tensor | float, logvar: torch.Tensor | float
 ) -> torch.Tensor:
-    """log N(sample; mean, exp(logvar)) summed over the last dimension (seed 000's helper)."""
+    """log N(sample; mean, exp(logvar)) summed over the last dimension (reference 000's helper)."""
     logvar = torch.as_tensor(logvar, dtype=sample.dtype, device=sample.device)
     return torch.sum(-0.5 * ((sample - mean) ** 2 * torch.exp(-logvar) + logvar + LOG_2PI), dim=-1)
 
@@ -53,7 +60,7 @@ class Terms:
 
 
 def mc_elbo(model: LatentModel, x: torch.Tensor, generator: torch.Generator | None = None) -> Terms:
-    """Seed 000's single-sample Monte Carlo ELBO; the loss is its negated batch mean."""
+    """Reference 000's single-sample Monte Carlo ELBO; the loss is its negated batch mean."""
     q = model.encode(x)
     z = q.sample(generator)
     logpx_z = bernoulli_log_likelihood(model.decode(z), x)
@@ -74,17 +81,23 @@ def analytic_elbo(
     return Terms(loss=-elbo.mean(), reconstruction=logpx_z, kl=kl, elbo=elbo)
 
 
+class WeightedKnobs(Knobs):
+    recon_weight: float = Field(default=1.0, gt=0)
+    kl_weight: float = Field(default=1.0, ge=0)
+
+
 def weighted_loss(
     model: LatentModel,
     x: torch.Tensor,
+    generator: torch.Generator | None = None,
+    *,
     recon_weight: float,
     kl_weight: float,
-    generator: torch.Generator | None = None,
 ) -> Terms:
-    """Seeds 001-003: recon_weight x mean-over-pixels BCE + kl_weight x KL.
+    """References 001-003: recon_weight x mean-over-pixels BCE + kl_weight x KL.
 
     With recon_weight = pixel count and kl_weight = 1 this is exactly the negative
-    analytic ELBO (seed 001's 784 x BCE + KL); seed 003 uses 500 on 1024 pixels.
+    analytic ELBO (reference 001's 784 x BCE + KL); reference 003 uses 500 on 1024 pixels.
     """
     q = model.encode(x)
     logpx_z = bernoulli_log_likelihood(model.decode(q.sample(generator)), x)
@@ -97,7 +110,7 @@ def weighted_loss(
 def autoencoder_bce(
     model: LatentModel, x: torch.Tensor, generator: torch.Generator | None = None
 ) -> Terms:
-    """Seed 003's autoencoder loss: per-pixel BCE averaged over pixels and images."""
+    """Reference 003's autoencoder loss: per-pixel BCE averaged over pixels and images."""
     logpx_z = bernoulli_log_likelihood(model.decode(model.encode(x).mean), x)
     return Terms(loss=(-logpx_z / x[0].numel()).mean(), reconstruction=logpx_z)
 
@@ -131,16 +144,55 @@ def iwae_bound(
     return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(k)
 
 
-def objective_for(name: str, recon_weight: float = 1.0, kl_weight: float = 1.0):
-    """The training objective named in params: a function (model, x, generator) -> Terms."""
-    if name == "mc_elbo":
-        return mc_elbo
-    if name == "analytic_elbo":
-        return analytic_elbo
-    if name == "weighted":
-        return lambda model, x, generator=None: weighted_loss(
-            model, x, recon_weight, kl_weight, generator
-        )
-    if name == "bce":
-        return autoencoder_bce
-    raise KeyError(f"unknown objective {name!r}")
+@torch.inference_mode()
+def mean_terms(
+    model: LatentModel,
+    images: torch.Tensor,
+    objective: Callable[..., Terms],
+    batch_size: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Per-image means of an objective's terms over `images`, with fixed noise."""
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator(device=images.device).manual_seed(seed)
+    sums: dict[str, torch.Tensor] = {}
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size]
+        terms = objective(model, x, generator)
+        batch = {"loss": terms.loss * len(x), "reconstruction": terms.reconstruction.sum()}
+        if terms.kl is not None:
+            batch["kl"] = terms.kl.sum()
+            batch["elbo"] = terms.elbo.sum()
+        for key, value in batch.items():
+            sums[key] = sums.get(key, 0) + value.double()
+    model.train(was_training)
+    return {key: (value / len(images)).item() for key, value in sums.items()}
+
+
+class NoKnobs(Knobs):
+    """An objective with nothing to set."""
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A registered objective: its function, its knobs, and which models it trains."""
+
+    function: Callable[..., Terms]
+    Knobs: type[Knobs] = NoKnobs
+    variational: bool = True  # trains a posterior q(z|x); False: a plain autoencoder
+
+
+OBJECTIVES: dict[str, Objective] = {
+    "mc_elbo": Objective(mc_elbo),
+    "analytic_elbo": Objective(analytic_elbo),
+    "weighted": Objective(weighted_loss, WeightedKnobs),
+    "bce": Objective(autoencoder_bce, variational=False),
+}
+
+
+def objective_for(name: str, knobs: Knobs | None = None) -> Callable[..., Terms]:
+    """The objective `name` with its knobs bound: a function (model, x, generator) -> Terms."""
+    entry = OBJECTIVES[name]
+    knobs = knobs if knobs is not None else entry.Knobs()
+    return functools.partial(entry.function, **knobs.model_dump())

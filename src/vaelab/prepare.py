@@ -1,4 +1,4 @@
-"""Raw IDX files to tensors ready for training, and loading them back.
+"""Raw IDX files to the prepared folder that `vaelab.data` loads.
 
 A prepared folder holds `train.pt` and `test.pt` (images as uint8 [N, 1, S, S] with the
 divisor that maps them to [0, 1], and int64 labels) plus `meta.json`. uint8 keeps the
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,17 +23,6 @@ from vaelab.params import PreparedSpec
 from vaelab.progress import say
 
 SPLITS = ("train", "test")
-
-
-@dataclass(frozen=True)
-class Split:
-    """One split on its way to the model: images in [0, 1] as float32, and labels."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.labels)
 
 
 def read_raw(raw_dir: Path, manifest: DatasetManifest) -> dict[str, torch.Tensor]:
@@ -128,39 +116,3 @@ def prepare(raw_dir: Path, manifest: DatasetManifest, spec: PreparedSpec, dest: 
             )
         (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
-
-
-def read_meta(prepared_dir: Path) -> dict:
-    path = Path(prepared_dir) / "meta.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(
-            f"prepared data {path} is missing or corrupt ({exc}); "
-            f"rerun `dvc repro` for its prepare stage"
-        ) from None
-
-
-def load_split(prepared_dir: Path, split: str, limit: int | None = None) -> Split:
-    """One prepared split as float images in [0, 1]; a clear DataError if it is damaged."""
-    path = Path(prepared_dir) / f"{split}.pt"
-    try:
-        blob = torch.load(path, weights_only=True)
-        images, labels, scale = blob["images"], blob["labels"], blob["divisor"]
-    except FileNotFoundError:
-        raise DataError(
-            f"prepared file {path} not found; run `dvc repro` for its prepare stage"
-        ) from None
-    except Exception as exc:  # torch raises many types for a damaged zip or pickle
-        raise DataError(
-            f"prepared file {path} is corrupt or truncated "
-            f"({type(exc).__name__}: {exc}); rerun its prepare stage"
-        ) from None
-    if images.dtype != torch.uint8 or images.ndim != 4 or len(images) != len(labels):
-        raise DataError(
-            f"prepared file {path} has unexpected contents "
-            f"(images {tuple(images.shape)} {images.dtype}, {len(labels)} labels)"
-        )
-    if limit is not None:
-        images, labels = images[:limit], labels[:limit]
-    return Split(images=images.float() / scale, labels=labels)

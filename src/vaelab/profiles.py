@@ -15,6 +15,7 @@ import yaml
 from vaelab.atomic import write_text
 from vaelab.cli import stage_app, user_errors
 from vaelab.errors import ParamsError
+from vaelab.experiments import experiments_of
 from vaelab.params import parse_params
 
 PROFILES = {
@@ -57,7 +58,7 @@ def apply_profile(params: dict, name: str) -> dict:
         iwae_samples=profile["iwae_samples"], batch_size=profile["eval_batch_size"]
     )
     params["render"].update(manifold_size=profile["manifold_size"], samples=profile["samples"])
-    parse_params(params)
+    experiments_of(parse_params(params))
     return params
 
 

@@ -1,41 +1,31 @@
-"""reports/summary.md: one table of every experiment beside the seeds' published figures,
-then the key pictures, linked relatively so that it reads well on GitHub."""
+"""reports/summary.md: every experiment's figures beside its reference's published one,
+a chart of every experiment's test ELBO per epoch, and the key pictures, linked relatively
+so that the page reads well on GitHub.
+
+Nothing here names an experiment: the rows come from params.yaml's `experiments`, the
+published figures from its `references`, the numbers from each experiment's folder.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
 
+from vaelab.atomic import atomic_path
 from vaelab.errors import DataError
+from vaelab.params import ReferenceFigure
 
-# What each seed printed, and which of our numbers measures the same thing.
-SEED_FIGURES = {
-    "cvae": (
-        "test ELBO -156.50 at epoch 10 (seeds 000/004, single-sample MC)",
-        lambda m, t: f"{m['elbo']['mc_1sample_nats']:.2f}",
-    ),
-    "vae_mlp": ("none printed (seed 001)", lambda m, t: f"test loss {t['test']['loss']:.2f}"),
-    "vae_mlp_seed002": (
-        "loss 153.22, val 153.53 at epoch 5 (seed 002, KL weighted 0.1)",
-        lambda m, t: f"{t['train']['loss']:.2f}, val {t['test']['loss']:.2f}",
-    ),
-    "ae_conv": (
-        "val loss 0.2518 at epoch 5 (seed 003, BCE per pixel)",
-        lambda m, t: f"{m['reconstruction']['bce_per_pixel']:.4f}",
-    ),
-    "vae_conv": (
-        "train loss 131.15 = 125.90 + KL 5.25 at epoch 5 (seed 003)",
-        lambda m, t: f"{t['train']['loss']:.2f}, KL {t['train']['kl']:.2f}",
-    ),
-}
 PICTURES = (
     ("latent_scatter.png", "latent scatter"),
     ("manifold_quantiles.png", "manifold over Gaussian quantiles 0.05..0.95"),
     ("epochs.gif", "reconstructions per epoch"),
     ("samples.png", "samples"),
 )
+CURVE = Path("train/plots/metrics/test/elbo_mc.tsv")  # dvclive's per-epoch test ELBO
+SECONDS = Path("train/plots/metrics/epoch_seconds.tsv")
 
 
 def _read_json(path: Path) -> dict:
@@ -45,66 +35,128 @@ def _read_json(path: Path) -> dict:
         raise DataError(f"{path} is missing or unreadable ({exc}); rerun its stage") from None
 
 
+def _read_tsv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, sep="\t")
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path} is missing or unreadable ({exc}); rerun its stage") from None
+
+
 def _fmt(value, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def training_seconds(reports: Path, name: str) -> float:
-    path = reports / name / "train" / "plots" / "metrics" / "epoch_seconds.tsv"
-    try:
-        return float(pd.read_csv(path, sep="\t")["epoch_seconds"].sum())
-    except (OSError, ValueError, KeyError) as exc:
-        raise DataError(f"{path} is missing or unreadable ({exc}); rerun train@{name}") from None
+def lookup(sources: dict, dotted: str):
+    """`evaluate.elbo.mc_1sample_nats` -> sources["evaluate"]["elbo"]["mc_1sample_nats"]."""
+    node = sources
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise DataError(f"references: {dotted!r} names no figure (no {part!r} there)")
+        node = node[part]
+    return node
 
 
-def summary_table(experiments: dict, reports: Path) -> pd.DataFrame:
+def summary_table(
+    experiments: dict[str, dict], references: dict[str, ReferenceFigure], folder: Path
+) -> pd.DataFrame:
     rows = []
-    for name, spec in experiments.items():
-        metrics = _read_json(reports / name / "metrics.json")
-        train = _read_json(reports / name / "train" / "metrics.json")
+    for name, keys in experiments.items():
+        sources = {
+            "evaluate": _read_json(folder / name / "metrics.json"),
+            "last_epoch": _read_json(folder / name / "train" / "metrics.json"),
+        }
+        metrics = sources["evaluate"]
         elbo, iwae = metrics.get("elbo", {}), metrics.get("iwae", {})
         k = iwae.get("k")
-        seed_figure, ours = SEED_FIGURES.get(name, ("—", lambda m, t: "—"))
         active = next(v for key, v in metrics["latent"].items() if key.startswith("active"))
+        reference = references.get(name)
+        ours = (
+            ", ".join(f"{lookup(sources, path):.4g}" for path in reference.ours)
+            if reference
+            else "—"
+        )
         rows.append(
             {
                 "experiment": name,
-                "dataset": spec["dataset"],
-                "model": spec["model"],
-                "latent": spec["latent_dim"],
-                "epochs": spec["epochs"],
-                "train s": _fmt(training_seconds(reports, name), 0),
+                "data": keys["data"],
+                "model": keys["model"],
+                "latent": keys["latent_dim"],
+                "epochs": keys["epochs"],
+                "train s": _fmt(_read_tsv(folder / name / SECONDS)["epoch_seconds"].sum(), 0),
                 "test ELBO, MC (nats)": _fmt(elbo.get("mc_1sample_nats")),
                 "test ELBO, analytic KL": _fmt(elbo.get("analytic_kl_nats")),
                 "IWAE bound": f"{_fmt(iwae.get(f'bound_k{k}_nats'))} (k={k})" if k else "—",
                 "KL": _fmt(elbo.get("kl_nats")),
                 "active units": f"{active}/{metrics['latent']['dims']}",
                 "BCE/pixel": _fmt(metrics["reconstruction"]["bce_per_pixel"], 4),
-                "ours, as the seed measures it": ours(metrics, train),
-                "seed's published figure": seed_figure,
+                "ours, as the reference measures it": ours,
+                "reference's published figure": reference.published if reference else "—",
             }
         )
     return pd.DataFrame(rows)
 
 
-def render_summary(experiments: dict, reports: Path) -> str:
-    table = summary_table(experiments, reports)
+def elbo_curves(experiments: dict[str, dict], folder: Path) -> pd.DataFrame:
+    """Test ELBO per epoch, one column per variational experiment (an AE has none)."""
+    columns = {
+        name: _read_tsv(folder / name / CURVE).set_index("step")["elbo_mc"]
+        for name in experiments
+        if (folder / name / CURVE).exists()
+    }
+    table = pd.DataFrame(columns)
+    table.index.name = "epoch"
+    return table
+
+
+def draw_curves(curves: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
+    for name in curves:
+        ax.plot(curves.index, curves[name], marker="o", markersize=3, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test ELBO, single-sample MC (nats per image)")
+    ax.set_title("Every experiment's test ELBO per epoch (higher is better)", fontsize=10)
+    ax.grid(alpha=0.3)
+    if len(curves.columns):
+        ax.legend(fontsize=8)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
+    plt.close(figure)
+
+
+def render_summary(
+    experiments: dict[str, dict],
+    references: dict[str, ReferenceFigure],
+    folder: Path,
+    out: Path,
+    chart: str,
+) -> str:
+    """The summary's Markdown; pictures are linked relative to `out`."""
+    table = summary_table(experiments, references, folder)
+    link = Path(os.path.relpath(folder, out))
     lines = [
         "# vaelab summary",
         "",
         "Test-set figures in nats per image on the full test split; the ELBO estimators "
         "and the IWAE bound are defined in the README. `—` means not applicable (an "
-        "autoencoder has no posterior).",
+        "autoencoder has no posterior) or not published.",
         "",
         table.to_markdown(index=False),
+        "",
+        f"![every experiment's test ELBO per epoch]({chart})",
         "",
     ]
     for name in experiments:
         lines += [f"## {name}", ""]
         lines += [
-            f"![{name}: {label}]({name}/{file})"
+            f"![{name}: {label}]({(link / name / file).as_posix()})"
             for file, label in PICTURES
-            if (reports / name / file).exists()
+            if (folder / name / file).exists()
         ]
         lines.append("")
     return "\n".join(lines)

@@ -1,57 +1,65 @@
-"""The training loop: batches drawn from tensors already on the device, seeded shuffling,
-no host-device synchronisation inside a step, a checkpoint after every epoch.
+"""Training: a step, an epoch, an evaluation, and the driver that runs them.
 
-An interrupted run resumes from its checkpoint when the experiment, the data and the
-library code are unchanged (their fingerprint matches); otherwise it starts afresh.
+Batches are drawn by index from tensors already on the device, shuffled by a seeded
+generator, and a step never waits for the device: losses add up on the device and are
+checked for NaN every few hundred steps. Everything that is not training (checkpoints,
+logs, pictures) happens in the `on_epoch_end` hook the caller passes in.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
-from vaelab.atomic import atomic_path
-from vaelab.errors import DataError, ParamsError, TrainingDiverged
-from vaelab.evaluation import mean_terms
+from vaelab.errors import ParamsError, TrainingDiverged
+from vaelab.experiments import ExperimentSpec
 from vaelab.models import LatentModel, build_model
-from vaelab.objectives import mc_elbo, objective_for
-from vaelab.params import ExperimentSpec, as_dict
-from vaelab.prepare import load_split, read_meta
-from vaelab.progress import bar, say
+from vaelab.objectives import Terms, mc_elbo, mean_terms, objective_for
+from vaelab.progress import bar
 
-GRID_IMAGES = 16
-_FINITE_CHECK_EVERY = 200
-_SOURCE_DIR = Path(__file__).parent
+FINITE_CHECK_EVERY = 200
 
 
 @dataclass
-class TrainingRun:
-    """What a training run produces, besides the files it writes."""
+class TrainState:
+    """Everything that an epoch changes, so a run can continue where an epoch ended."""
 
     model: LatentModel
+    optimizer: torch.optim.Optimizer
+    shuffle: torch.Generator  # orders the training images each epoch
+    noise: torch.Generator  # draws the reparameterisation noise
+    epoch: int = 0
     history: list[dict] = field(default_factory=list)
-    grids: list[torch.Tensor] = field(default_factory=list)
     seconds: float = 0.0
-    resumed_from: int = 0
+
+    def state_dict(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "shuffle_rng": self.shuffle.get_state(),
+            "noise_rng": self.noise.get_state(),
+            "history": self.history,
+            "seconds": self.seconds,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.shuffle.set_state(state["shuffle_rng"])
+        self.noise.set_state(state["noise_rng"])  # generator states are CPU tensors anywhere
+        self.epoch, self.history, self.seconds = state["epoch"], state["history"], state["seconds"]
 
 
-def fingerprint(spec: ExperimentSpec, meta: dict, limits: tuple) -> str:
-    """Changes whenever a resumed run could differ from an uninterrupted one."""
-    digest = hashlib.sha256(
-        json.dumps([as_dict(spec), meta, list(limits)], sort_keys=True).encode()
-    )
-    for source in sorted(_SOURCE_DIR.rglob("*.py")):
-        digest.update(source.read_bytes())
-    return digest.hexdigest()
+EpochEndHook = Callable[[TrainState, dict], None]
 
 
 def make_optimizer(spec: ExperimentSpec, model: LatentModel) -> torch.optim.Optimizer:
-    """Keras's defaults, which the seeds trained with: epsilon 1e-7, RMSprop rho 0.9."""
+    """Keras's defaults, which the references trained with: epsilon 1e-7, RMSprop rho 0.9."""
     if spec.optimizer == "adam":
         # One fused kernel for all parameters instead of a dozen small ops per tensor.
         fused = next(model.parameters()).device.type in ("cpu", "cuda")
@@ -61,175 +69,135 @@ def make_optimizer(spec: ExperimentSpec, model: LatentModel) -> torch.optim.Opti
     return torch.optim.RMSprop(model.parameters(), lr=spec.lr, alpha=0.9, eps=1e-7)
 
 
-def reconstruction_grid(model: LatentModel, images: torch.Tensor) -> torch.Tensor:
-    """Decoded posterior means of the fixed test images, as one uint8 [H, W] grid."""
-    from torchvision.utils import make_grid  # imported late: it costs seconds at start-up
-
-    with torch.inference_mode():
-        was_training = model.training
-        model.eval()
-        probs = torch.sigmoid(model.decode(model.encode(images).mean)).float().cpu()
-        model.train(was_training)
-    grid = make_grid(probs, nrow=4, padding=2, pad_value=1.0)[0]
-    return (grid * 255).round().to(torch.uint8)
+def initial_state(spec: ExperimentSpec, image_size: int, device: torch.device) -> TrainState:
+    torch.manual_seed(spec.seed)
+    model = build_model(spec.model, image_size, spec.model_knobs).to(device)
+    return TrainState(
+        model=model,
+        optimizer=make_optimizer(spec, model),
+        shuffle=torch.Generator().manual_seed(spec.seed),
+        noise=torch.Generator(device=device).manual_seed(spec.seed + 1),
+    )
 
 
-class Checkpoint:
-    """Everything needed to continue exactly where an epoch ended, written atomically."""
+@dataclass
+class Totals:
+    """Sums over an epoch's images, kept on the device so that no step waits for it."""
 
-    def __init__(self, path: Path, key: str):
-        self.path = Path(path)
-        self.key = key
+    loss: torch.Tensor
+    reconstruction_nll: torch.Tensor
+    kl: torch.Tensor
 
-    def save(
-        self,
-        run: TrainingRun,
-        optimizer,
-        shuffle: torch.Generator,
-        noise: torch.Generator,
-        epoch: int,
-    ) -> None:
-        state = {
-            "fingerprint": self.key,
-            "epoch": epoch,
-            "model": run.model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "shuffle_rng": shuffle.get_state(),
-            "noise_rng": noise.get_state(),
-            "history": run.history,
-            "grids": run.grids,
-            "seconds": run.seconds,
-        }
-        with atomic_path(self.path) as tmp:
-            torch.save(state, tmp)
+    @classmethod
+    def zeros(cls, device: torch.device) -> Totals:
+        return cls(*(torch.zeros((), device=device, dtype=torch.float64) for _ in range(3)))
 
-    def load(self) -> dict | None:
-        if not self.path.exists():
-            return None
-        try:
-            state = torch.load(self.path, weights_only=True, map_location="cpu")
-        except Exception as exc:  # a damaged checkpoint is never worth a crash: start over
-            say(f"  checkpoint {self.path} unreadable ({type(exc).__name__}); starting afresh")
-            return None
-        if state.get("fingerprint") != self.key:
-            say(f"  checkpoint {self.path} is from other params, data or code; starting afresh")
-            return None
-        return state
+    def add(self, terms: Terms, count: int) -> None:
+        self.loss += terms.loss.detach() * count
+        self.reconstruction_nll += -terms.reconstruction.detach().sum()
+        if terms.kl is not None:
+            self.kl += terms.kl.detach().sum()
+
+    def means(self, count: int) -> dict[str, float]:
+        return {key: (value / count).item() for key, value in vars(self).items()}
+
+
+def train_step(
+    state: TrainState, objective, x: torch.Tensor, autocast: AbstractContextManager
+) -> Terms:
+    with autocast:
+        terms = objective(state.model, x, state.noise)
+    state.optimizer.zero_grad(set_to_none=True)
+    terms.loss.backward()
+    state.optimizer.step()
+    return terms
+
+
+def train_epoch(
+    state: TrainState, images: torch.Tensor, objective, spec: ExperimentSpec, name: str
+) -> dict[str, float]:
+    """One pass over `images` in a fresh seeded order; returns per-image mean terms."""
+    state.model.train()
+    device = images.device
+    steps = -(-len(images) // spec.batch_size)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec.amp)
+    step_losses = torch.zeros(steps, device=device)
+    totals = Totals.zeros(device)
+    order = torch.randperm(len(images), generator=state.shuffle).to(device)
+    epoch, checked = state.epoch + 1, 0
+    with bar(total=steps, desc=f"{name} epoch {epoch}/{spec.epochs}", unit="step") as progress:
+        for step in range(steps):
+            x = images[order[step * spec.batch_size : (step + 1) * spec.batch_size]]
+            terms = train_step(state, objective, x, autocast)
+            step_losses[step] = terms.loss.detach()
+            totals.add(terms, len(x))
+            progress.update(1)
+            if (step + 1) % FINITE_CHECK_EVERY == 0 or step + 1 == steps:
+                _check_finite(step_losses, checked, step + 1, name, epoch)
+                checked = step + 1
+                progress.set_postfix(loss=f"{step_losses[step].item():.3f}")
+    return totals.means(len(images))
+
+
+def eval_epoch(
+    model: LatentModel, images: torch.Tensor, objective, objective_name: str
+) -> dict[str, float]:
+    """The training objective's loss on `images` and, for a VAE, the tutorial's MC ELBO."""
+    test = mean_terms(model, images, objective, seed=0)
+    result = {"loss": test["loss"]}
+    if model.variational:
+        mc = test if objective_name == "mc_elbo" else mean_terms(model, images, mc_elbo, seed=0)
+        result["elbo_mc"] = mc["elbo"]
+    return result
+
+
+def check_batch_fits(spec: ExperimentSpec, name: str, images: int) -> None:
+    if spec.batch_size > images:
+        raise ParamsError(
+            f"experiments.{name}.batch_size = {spec.batch_size} is invalid: "
+            f"larger than the training set ({images} images)"
+        )
 
 
 def train(
     spec: ExperimentSpec,
     name: str,
-    prepared_dir: Path,
-    device: torch.device,
-    checkpoint_path: Path,
-    live=None,
-    limit: int | None = None,
-) -> TrainingRun:
-    """Train one experiment; log each epoch to `live` (a dvclive.Live) when given.
-
-    `limit` keeps only the first images of each split (tests and tiny profiles).
-    """
-    meta = read_meta(prepared_dir)
-    train_split = load_split(prepared_dir, "train", limit)
-    test_split = load_split(prepared_dir, "test", limit)
-    if spec.batch_size > len(train_split):
-        raise ParamsError(
-            f"experiments.{name}.batch_size = {spec.batch_size} is invalid: "
-            f"larger than the training set ({len(train_split)} images)"
-        )
-
-    torch.manual_seed(spec.seed)
-    model = build_model(
-        spec.model, spec.latent_dim, meta["size"], spec.hidden_dim, spec.logvar_clamp
-    ).to(device)
-    optimizer = make_optimizer(spec, model)
-    objective = objective_for(spec.objective, spec.recon_weight, spec.kl_weight)
+    train_images: torch.Tensor,
+    test_images: torch.Tensor,
+    on_epoch_end: EpochEndHook | None = None,
+    resume: dict | None = None,
+) -> TrainState:
+    """Train experiment `name` on images already on their device, from `resume` if given."""
+    check_batch_fits(spec, name, len(train_images))
+    state = initial_state(spec, train_images.shape[-1], train_images.device)
+    if resume is not None:
+        state.load_state_dict(resume)
+    objective = objective_for(spec.objective, spec.objective_knobs)
     step_objective = objective
     if spec.compile != "none":
-        # The training step's objective, not the module: the state dict keeps its plain keys.
-        # Sampling with our generator stays eager (a graph break): the same noise as eager.
+        # The objective, not the module, so the state dict keeps its plain keys; sampling
+        # with our generator stays eager (a graph break), so the noise is eager's.
         mode = None if spec.compile == "default" else spec.compile
         step_objective = torch.compile(objective, mode=mode)
-    shuffle = torch.Generator().manual_seed(spec.seed)
-    noise = torch.Generator(device=device).manual_seed(spec.seed + 1)
-    run = TrainingRun(model=model)
-
-    checkpoint = Checkpoint(checkpoint_path, fingerprint(spec, meta, (limit,)))
-    state = checkpoint.load()
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        shuffle.set_state(state["shuffle_rng"])
-        noise.set_state(state["noise_rng"])  # generator states are CPU tensors on any device
-        run.history, run.grids, run.seconds = state["history"], state["grids"], state["seconds"]
-        run.resumed_from = state["epoch"]
-        say(f"  resuming from the checkpoint after epoch {run.resumed_from}")
-    if live is not None:
-        for record, grid in zip(run.history, run.grids, strict=True):
-            _log_epoch(live, record, grid)
-
-    train_x = train_split.images.to(device)
-    test_x = test_split.images.to(device)
-    grid_x = test_x[:GRID_IMAGES]
-    steps = -(-len(train_x) // spec.batch_size)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec.amp)
-
-    for epoch in range(run.resumed_from + 1, spec.epochs + 1):
-        model.train()
+    while state.epoch < spec.epochs:
         started = time.perf_counter()
-        step_losses = torch.zeros(steps, device=device)
-        sums = torch.zeros(3, device=device, dtype=torch.float64)
-        order = torch.randperm(len(train_x), generator=shuffle).to(device)
-        checked = 0
-        with bar(total=steps, desc=f"{name} epoch {epoch}/{spec.epochs}", unit="step") as pbar:
-            for step in range(steps):
-                x = train_x[order[step * spec.batch_size : (step + 1) * spec.batch_size]]
-                with autocast:
-                    terms = step_objective(model, x, noise)
-                optimizer.zero_grad(set_to_none=True)
-                terms.loss.backward()
-                optimizer.step()
-                step_losses[step] = terms.loss.detach()
-                sums += torch.stack(
-                    [
-                        terms.loss.detach() * len(x),
-                        -terms.reconstruction.detach().sum(),
-                        terms.kl.detach().sum() if terms.kl is not None else x.new_zeros(()),
-                    ]
-                )
-                pbar.update(1)
-                if (step + 1) % _FINITE_CHECK_EVERY == 0 or step + 1 == steps:
-                    _check_finite(step_losses, checked, step + 1, name, epoch)
-                    checked = step + 1
-                    pbar.set_postfix(loss=f"{step_losses[step].item():.3f}")
-        train_loss, train_nll, train_kl = (sums / len(train_x)).tolist()
+        train_means = train_epoch(state, train_images, step_objective, spec, name)
         seconds = time.perf_counter() - started
-        run.seconds += seconds
-
-        test = mean_terms(model, test_x, objective, seed=0)
+        if not state.model.variational:
+            del train_means["kl"]
+        test_means = eval_epoch(state.model, test_images, objective, spec.objective)
+        state.epoch += 1
+        state.seconds += seconds
         record = {
-            "epoch": epoch,
-            "train/loss": train_loss,
-            "train/reconstruction_nll": train_nll,
-            "test/loss": test["loss"],
+            "epoch": state.epoch,
+            **{f"train/{key}": value for key, value in train_means.items()},
+            **{f"test/{key}": value for key, value in test_means.items()},
             "epoch_seconds": seconds,
         }
-        if model.variational:
-            record["train/kl"] = train_kl
-            record["test/elbo_mc"] = (
-                test if spec.objective == "mc_elbo" else mean_terms(model, test_x, mc_elbo, seed=0)
-            )["elbo"]
-        run.history.append(record)
-        run.grids.append(reconstruction_grid(model, grid_x))
-        if live is not None:
-            _log_epoch(live, record, run.grids[-1])
-        checkpoint.save(run, optimizer, shuffle, noise, epoch)
-        say(
-            f"  epoch {epoch}/{spec.epochs}: "
-            + ", ".join(f"{key} {value:.4f}" for key, value in record.items() if key != "epoch")
-        )
-    return run
+        state.history.append(record)
+        if on_epoch_end is not None:
+            on_epoch_end(state, record)
+    return state
 
 
 def _check_finite(step_losses: torch.Tensor, start: int, stop: int, name: str, epoch: int) -> None:
@@ -243,56 +211,3 @@ def _check_finite(step_losses: torch.Tensor, start: int, stop: int, name: str, e
         f"experiments.{name}: loss became {step_losses[bad].item()} at epoch {epoch}, step "
         f"{bad + 1}; last good checkpoint kept ({kept}); lower lr or set logvar_clamp"
     )
-
-
-def _log_epoch(live, record: dict, grid: torch.Tensor) -> None:
-    live.step = record["epoch"]
-    for key, value in record.items():
-        if key != "epoch":
-            live.log_metric(key, value)
-    live.log_image(f"epoch_{record['epoch']:04d}.png", grid.numpy())
-
-
-def save_model(run: TrainingRun, spec: ExperimentSpec, name: str, meta: dict, path: Path) -> None:
-    """The final model with everything needed to rebuild it, written atomically."""
-    config = {
-        "name": name,
-        **as_dict(spec),
-        "image_size": meta["size"],
-        "dataset": meta["dataset"],
-        "classes": meta["classes"],
-    }
-    state = {
-        "config": config,
-        "state_dict": {k: v.cpu() for k, v in run.model.state_dict().items()},
-        "history": run.history,
-        "train_seconds": run.seconds,
-    }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[LatentModel, dict]:
-    """Rebuild a saved model; returns it in eval mode with its config."""
-    try:
-        state = torch.load(path, weights_only=True, map_location="cpu")
-        config = state["config"]
-    except FileNotFoundError:
-        raise DataError(f"model {path} not found; run its train stage first") from None
-    except Exception as exc:
-        raise DataError(
-            f"model {path} is corrupt or truncated ({type(exc).__name__}); rerun its train stage"
-        ) from None
-    model = build_model(
-        config["model"],
-        config["latent_dim"],
-        config["image_size"],
-        config["hidden_dim"],
-        config["logvar_clamp"],
-    )
-    model.load_state_dict(state["state_dict"])
-    return model.to(device).eval(), {
-        **config,
-        "history": state["history"],
-        "train_seconds": state["train_seconds"],
-    }

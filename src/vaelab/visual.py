@@ -19,15 +19,8 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from vaelab.atomic import atomic_path  # noqa: E402
+from vaelab.grids import to_uint8  # noqa: E402
 from vaelab.models import LatentModel  # noqa: E402
-
-
-def to_uint8(images: torch.Tensor, nrow: int, padding: int = 0) -> np.ndarray:
-    """[N, 1, S, S] in [0, 1] to one grey uint8 picture, `nrow` tiles a row."""
-    from torchvision.utils import make_grid  # imported late: it costs seconds at start-up
-
-    grid = make_grid(images.float().cpu(), nrow=nrow, padding=padding, pad_value=1.0)[0]
-    return (grid.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
 def save_png(array: np.ndarray, path: Path) -> None:
@@ -69,8 +62,8 @@ def latent_plane(means: np.ndarray, variational: bool) -> tuple[np.ndarray, np.n
 
 
 def manifold(model: LatentModel, means: np.ndarray, n: int, coordinates: str) -> np.ndarray:
-    """An n x n grid of decoded images over `quantiles` (Gaussian 0.05..0.95, seeds 000/001)
-    or `linspace` (-3..3, seed 002) along the latent plane."""
+    """An n x n grid of decoded images over `quantiles` (Gaussian 0.05..0.95, references 000/001)
+    or `linspace` (-3..3, reference 002) along the latent plane."""
     if coordinates == "quantiles":
         ticks = np.array([NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, n)])
     elif coordinates == "linspace":
@@ -81,7 +74,7 @@ def manifold(model: LatentModel, means: np.ndarray, n: int, coordinates: str) ->
         z = means.mean() + ticks[:, None] * (means.std() if not model.variational else 1.0)
         return to_uint8(decode_probs(model, torch.tensor(z, dtype=torch.float32)), nrow=n)
     centre, axes, scale = latent_plane(means, model.variational)
-    # rows run top to bottom from high to low on the second axis, as the seeds draw them
+    # rows run top to bottom from high to low on the second axis, as the references draw them
     grid_y, grid_x = np.meshgrid(ticks[::-1], ticks, indexing="ij")
     offsets = (
         grid_x.reshape(-1, 1) * scale[0] * axes[0] + grid_y.reshape(-1, 1) * scale[1] * axes[1]
@@ -92,7 +85,7 @@ def manifold(model: LatentModel, means: np.ndarray, n: int, coordinates: str) ->
 
 def prior_samples(model: LatentModel, means: np.ndarray, count: int, seed: int) -> np.ndarray:
     """Decoded draws from N(0, I); for an autoencoder, uniform in the embeddings' bounding
-    box, as seed 003 does."""
+    box, as reference 003 does."""
     generator = torch.Generator().manual_seed(seed)
     dims = means.shape[1]
     if model.variational:
@@ -110,6 +103,13 @@ def reconstructions(model: LatentModel, images: torch.Tensor, count: int = 16) -
     x = images[:count].to(device)
     recon = torch.sigmoid(model.decode(model.encode(x).mean).float()).cpu()
     return to_uint8(torch.cat([x.cpu(), recon]), nrow=len(x), padding=2)
+
+
+def epoch_frames(folder: Path) -> list[Path]:
+    """The per-epoch pictures EPOCH.png of one dvclive image series, in epoch order."""
+    return sorted(
+        (p for p in Path(folder).glob("*.png") if p.stem.isdigit()), key=lambda p: int(p.stem)
+    )
 
 
 def epoch_gif(

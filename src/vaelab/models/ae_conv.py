@@ -1,8 +1,8 @@
-"""Seed 003 ("Generative Deep Learning", ch. 3): the convolutional autoencoder.
+"""Reference 003 ("Generative Deep Learning", ch. 3): the convolutional autoencoder.
 
 Fashion-MNIST padded to 32x32. Encoder: Conv(32/64/128, 3, s2, same, relu), Flatten(2048),
 Dense(latent). Decoder: Dense(2048), Reshape(128, 4, 4), ConvT(128/64/32, 3, s2, same,
-relu), Conv(1, 3, same) (sigmoid in the seed; logits here).
+relu), Conv(1, 3, same) (sigmoid in the reference; logits here).
 """
 
 from __future__ import annotations
@@ -10,7 +10,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vaelab.models.base import LatentModel, Posterior, keras_init, transpose_same
+from vaelab.models.base import (
+    LatentModel,
+    ModelConfig,
+    Posterior,
+    keras_init,
+    transpose_same,
+)
 
 
 def conv_same_stride2(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -21,7 +27,7 @@ def conv_same_stride2(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class ConvBody(nn.Module):
-    """Seed 003's encoder up to the flattened features, and its whole decoder."""
+    """Reference 003's encoder up to the flattened features, and its whole decoder."""
 
     def __init__(self, latent_dim: int, image_size: int):
         super().__init__()
@@ -51,12 +57,14 @@ class ConvBody(nn.Module):
 
 
 class ConvAE(LatentModel):
+    Config = ModelConfig
     variational = False
+    image_sizes = (32,)  # three stride-2 convolutions: the size must divide by 8
 
-    def __init__(self, latent_dim: int = 2, image_size: int = 32, **kwargs):
-        super().__init__(latent_dim, image_size)
-        self.body = ConvBody(latent_dim, image_size)
-        self.code = nn.Linear(self.body.feature_count, latent_dim)
+    def __init__(self, config: ModelConfig, image_size: int = 32):
+        super().__init__(config, image_size)
+        self.body = ConvBody(config.latent_dim, image_size)
+        self.code = nn.Linear(self.body.feature_count, config.latent_dim)
         keras_init(self)
 
     def encode(self, x: torch.Tensor) -> Posterior:

@@ -1,11 +1,26 @@
-"""What every model shares: the encode/decode interface and Keras-style initialisation."""
+"""What every model shares: its config, the encode/decode interface, Keras-style init."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
+from pydantic import Field
 from torch import nn
+
+from vaelab.knobs import Knobs
+
+
+class ModelConfig(Knobs):
+    """The knobs every model takes; a model with more subclasses this beside its class."""
+
+    latent_dim: int = Field(ge=1)
+
+
+class VariationalConfig(ModelConfig):
+    # Bounds log sigma^2 to [-c, c]: a guard against an exploding posterior variance.
+    logvar_clamp: float | None = Field(default=None, gt=0)
 
 
 @dataclass
@@ -26,19 +41,27 @@ class Posterior:
 
 
 class LatentModel(nn.Module):
-    """An encoder to a latent code and a decoder to Bernoulli logits over pixels."""
+    """An encoder to a latent code and a decoder to Bernoulli logits over pixels.
 
-    variational: bool = True
+    A subclass names its `Config`, whether it is `variational` (has a posterior q(z|x) and
+    the prior N(0, I)) and the `image_sizes` it takes; it is rebuilt from
+    `(config, image_size)` alone.
+    """
 
-    def __init__(self, latent_dim: int, image_size: int, logvar_clamp: float | None = None):
+    Config: ClassVar[type[ModelConfig]] = VariationalConfig
+    variational: ClassVar[bool] = True
+    image_sizes: ClassVar[tuple[int, ...]] = (28, 32)
+
+    def __init__(self, config: ModelConfig, image_size: int):
         super().__init__()
-        self.latent_dim = latent_dim
+        self.config = config
+        self.latent_dim = config.latent_dim
         self.image_size = image_size
-        self.logvar_clamp = logvar_clamp
 
     def posterior(self, mean: torch.Tensor, logvar: torch.Tensor | None) -> Posterior:
-        if logvar is not None and self.logvar_clamp is not None:
-            logvar = logvar.clamp(-self.logvar_clamp, self.logvar_clamp)
+        clamp = getattr(self.config, "logvar_clamp", None)
+        if logvar is not None and clamp is not None:
+            logvar = logvar.clamp(-clamp, clamp)
         return Posterior(mean, logvar)
 
     def encode(self, x: torch.Tensor) -> Posterior:

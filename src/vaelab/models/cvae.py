@@ -1,4 +1,4 @@
-"""Seeds 000/004: the TensorFlow "Convolutional Variational Autoencoder" tutorial.
+"""References 000/004: the TensorFlow "Convolutional Variational Autoencoder" tutorial.
 
 Encoder: Conv(32, 3, s2, valid, relu), Conv(64, 3, s2, valid, relu), Flatten,
 Dense(2 * latent) split into mean and log-variance. Decoder: Dense(7*7*32, relu),
@@ -11,12 +11,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vaelab.models.base import LatentModel, Posterior, keras_init, transpose_same
+from vaelab.models.base import (
+    LatentModel,
+    Posterior,
+    VariationalConfig,
+    keras_init,
+    transpose_same,
+)
 
 
 class CVAE(LatentModel):
-    def __init__(self, latent_dim: int = 2, image_size: int = 28, **kwargs):
-        super().__init__(latent_dim, image_size, kwargs.get("logvar_clamp"))
+    Config = VariationalConfig
+
+    def __init__(self, config: VariationalConfig, image_size: int = 28):
+        super().__init__(config, image_size)
+        latent_dim = config.latent_dim
         after_convs = ((image_size - 3) // 2 + 1 - 3) // 2 + 1
         self.encoder = nn.Sequential(
             nn.Conv2d(1, 32, 3, stride=2),
@@ -35,7 +44,7 @@ class CVAE(LatentModel):
             nn.ReLU(inplace=True),
             transpose_same(64, 32),
             nn.ReLU(inplace=True),
-            # The seed's ConvT(1, 3, s1, same): a stride-1 transposed convolution is a
+            # The tutorial's ConvT(1, 3, s1, same): a stride-1 transposed convolution is a
             # convolution with the kernel flipped, and Glorot-uniform init is symmetric under
             # the flip, so this is the same model; Conv2d runs 1.2x faster on the CPU.
             nn.Conv2d(32, 1, 3, padding=1),

@@ -1,20 +1,28 @@
-"""Seeds 001/002: the Keras MLP VAE, 784-256-latent.
+"""References 001/002: the Keras MLP VAE, 784-256-latent.
 
 Encoder: Dense(256, relu), then Dense(latent) for the mean and Dense(latent) for the
-log-variance. Decoder: Dense(256, relu), Dense(784) (sigmoid in the seed; logits here).
+log-variance. Decoder: Dense(256, relu), Dense(784) (sigmoid in the tutorial; logits here).
 """
 
 from __future__ import annotations
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from vaelab.models.base import LatentModel, Posterior, keras_init
+from vaelab.models.base import LatentModel, Posterior, VariationalConfig, keras_init
+
+
+class MLPConfig(VariationalConfig):
+    hidden_dim: int = Field(default=256, ge=1)
 
 
 class MLPVAE(LatentModel):
-    def __init__(self, latent_dim: int = 2, image_size: int = 28, hidden_dim: int = 256, **kwargs):
-        super().__init__(latent_dim, image_size, kwargs.get("logvar_clamp"))
+    Config = MLPConfig
+
+    def __init__(self, config: MLPConfig, image_size: int = 28):
+        super().__init__(config, image_size)
+        latent_dim, hidden_dim = config.latent_dim, config.hidden_dim
         pixels = image_size * image_size
         self.hidden = nn.Sequential(
             nn.Flatten(), nn.Linear(pixels, hidden_dim), nn.ReLU(inplace=True)

@@ -1,0 +1,137 @@
+"""An experiment's keys: the training keys every experiment has, plus the knobs of its
+model and of its objective, all side by side in one flat params.yaml entry.
+
+The model and objective registries say which knobs each takes, so a key that the chosen
+model and objective do not use is an error naming it, rather than a silent change to
+DVC's hash that retrains an identical model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from vaelab.errors import ParamsError
+from vaelab.knobs import Knobs, did_you_mean, quote, unknown_name, validate
+from vaelab.models import MODELS, ModelConfig
+from vaelab.objectives import OBJECTIVES
+from vaelab.params import Params, load_params
+
+
+class TrainingSpec(Knobs):
+    """The keys every experiment has, whatever its model and objective."""
+
+    data: str
+    model: str
+    objective: str
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    optimizer: Literal["adam", "rmsprop"]
+    lr: float = Field(gt=0)
+    seed: int = 0
+    amp: bool = False  # bf16 autocast for the training step
+    # torch.compile of the training objective; reduce-overhead adds CUDA graphs on a GPU
+    compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"
+
+
+class ExperimentSpec(TrainingSpec):
+    """One validated experiment: its training keys and its model's and objective's knobs."""
+
+    model_knobs: ModelConfig
+    objective_knobs: Knobs
+
+    def flat(self) -> dict[str, Any]:
+        """Every key as params.yaml writes it, defaults filled in."""
+        training = self.model_dump(exclude={"model_knobs", "objective_knobs"})
+        return {**training, **self.model_knobs.model_dump(), **self.objective_knobs.model_dump()}
+
+
+def _choose(where: str, key: str, value: Any, registry: dict) -> str:
+    if value is None:
+        raise ParamsError(f"{where}.{key}: missing required key")
+    if value not in registry:
+        hint = did_you_mean(value, registry) if isinstance(value, str) else ""
+        raise ParamsError(
+            f"{where}.{key} = {quote(value)} is invalid: allowed values are "
+            f"{', '.join(registry)}{hint}"
+        )
+    return value
+
+
+def parse_experiment(where: str, raw: Any, params: Params | None = None) -> ExperimentSpec:
+    """Validate one experiment entry; with `params`, check its data against the model too."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{where} = {quote(raw)} is invalid: expected a mapping")
+    model_name = _choose(where, "model", raw.get("model"), MODELS)
+    objective_name = _choose(where, "objective", raw.get("objective"), OBJECTIVES)
+    model, objective = MODELS[model_name], OBJECTIVES[objective_name]
+    own = TrainingSpec.keys()
+    model_keys, objective_keys = model.Config.keys(), objective.Knobs.keys()
+    for key in raw:
+        if key not in own + model_keys + objective_keys:
+            raise ParamsError(_misplaced(where, key, model_name, objective_name))
+    training = validate(TrainingSpec, {k: v for k, v in raw.items() if k in own}, where)
+    spec = ExperimentSpec(
+        **training.model_dump(),
+        model_knobs=validate(
+            model.Config, {k: v for k, v in raw.items() if k in model_keys}, where
+        ),
+        objective_knobs=validate(
+            objective.Knobs, {k: v for k, v in raw.items() if k in objective_keys}, where
+        ),
+    )
+    if model.variational != objective.variational:
+        fitting = [name for name, o in OBJECTIVES.items() if o.variational == model.variational]
+        raise ParamsError(
+            f"{where}.objective = {objective_name!r} is invalid for model {model_name!r}: "
+            f"allowed values are {', '.join(fitting)}"
+        )
+    if params is not None:
+        _check_data(where, spec, params)
+    return spec
+
+
+def _misplaced(where: str, key: str, model_name: str, objective_name: str) -> str:
+    """An unknown key: a knob of another model or objective, or a misspelling."""
+    model_keys = MODELS[model_name].Config.keys()
+    objective_keys = OBJECTIVES[objective_name].Knobs.keys()
+    owners = [f"model {n!r}" for n, m in MODELS.items() if key in m.Config.keys()]
+    owners += [f"objective {n!r}" for n, o in OBJECTIVES.items() if key in o.Knobs.keys()]
+    if owners:
+        return (
+            f"{where}.{key}: not used by model {model_name!r} (takes "
+            f"{', '.join(model_keys) or 'nothing'}) nor objective {objective_name!r} (takes "
+            f"{', '.join(objective_keys) or 'nothing'}); it is a key of {' and '.join(owners)}"
+        )
+    allowed = TrainingSpec.keys() + model_keys + objective_keys
+    return f"{where}.{key}: unknown key{did_you_mean(key, allowed)} (allowed: {', '.join(allowed)})"
+
+
+def _check_data(where: str, spec: ExperimentSpec, params: Params) -> None:
+    if spec.data not in params.data.prepared:
+        message = unknown_name("data.prepared", spec.data, params.data.prepared)
+        raise ParamsError(f"{where}.data = {spec.data!r} is invalid: {message.split(': ', 1)[1]}")
+    size = params.data.prepared[spec.data].size
+    sizes = MODELS[spec.model].image_sizes
+    if size not in sizes:
+        raise ParamsError(
+            f"{where}.data = {spec.data!r} is invalid for model {spec.model!r}: its images are "
+            f"{size}x{size}, the model takes {' or '.join(f'{s}x{s}' for s in sizes)}"
+        )
+
+
+def experiments_of(params: Params) -> dict[str, ExperimentSpec]:
+    """Every experiment validated, so a bad key anywhere fails before any work."""
+    return {
+        name: parse_experiment(f"experiments.{name}", raw, params)
+        for name, raw in params.experiments.items()
+    }
+
+
+def load_experiment(path: Path | str, name: str) -> tuple[Params, ExperimentSpec]:
+    """The params file and experiment NAME from it, every experiment checked."""
+    params = load_params(path)
+    params.experiment_keys(name)
+    return params, experiments_of(params)[name]
