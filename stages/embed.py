@@ -10,6 +10,7 @@ from vaelab.cli import (
     ModelFile,
     OutDir,
     ParamsFile,
+    TrackName,
     stage_app,
     user_errors,
 )
@@ -29,10 +30,11 @@ def main(
     data: DataDir,
     out: OutDir,
     params: ParamsFile = Path("params.yaml"),
+    track: TrackName = "references",
     limit: Limit = None,
 ) -> None:
     """Write the posterior mean and log-variance of every test image, and their scatter."""
-    run = load_trained(name, params, model, data, limit)
+    run = load_trained(name, params, model, data, limit, track)
     info = run.saved.experiment
     means, logvars = posterior_means(run.model, run.test.images.to(run.device))
     table = latents_table(

@@ -7,7 +7,16 @@ from typing import Annotated
 import typer
 
 from vaelab.atomic import write_text
-from vaelab.cli import DataDir, Experiment, Limit, ModelFile, ParamsFile, stage_app, user_errors
+from vaelab.cli import (
+    DataDir,
+    Experiment,
+    Limit,
+    ModelFile,
+    ParamsFile,
+    TrackName,
+    stage_app,
+    user_errors,
+)
 from vaelab.device import describe
 from vaelab.evaluation import evaluate
 from vaelab.progress import bar, say
@@ -24,11 +33,12 @@ def main(
     data: DataDir,
     out: Annotated[Path, typer.Option(help="The metrics.json to write.")],
     params: ParamsFile = Path("params.yaml"),
+    track: TrackName = "references",
     limit: Limit = None,
 ) -> None:
     """Evaluate experiment NAME's model with the MC ELBO, analytic ELBO and IWAE bound."""
-    run = load_trained(name, params, model, data, limit)
-    settings = run.params.evaluate
+    run = load_trained(name, params, model, data, limit, track)
+    settings = run.params.track(track).evaluate
     k = settings.iwae_samples
     say(f"evaluate {name}: {len(run.test)} test images, IWAE k={k}, on {describe(run.device)}")
     with bar(total=len(run.test), desc=f"{name} IWAE k={k}", unit="img") as progress:
@@ -40,6 +50,13 @@ def main(
             settings.seed,
             progress,
         )
+    trained = run.saved.experiment
+    metrics["protocol"] = {
+        "binarization": trained.get("binarize", "unknown"),
+        "epochs_run": trained.get("epochs_run", len(run.saved.history)),
+        "kept_epoch": trained.get("kept_epoch", len(run.saved.history)),
+        "model_selection": "best validation ELBO" if trained.get("validation") else "last epoch",
+    }
     write_text(out, json.dumps(metrics, indent=2) + "\n")
     say(f"evaluate {name}: " + json.dumps(metrics))
 

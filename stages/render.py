@@ -6,7 +6,16 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from vaelab.cli import DataDir, Experiment, ModelFile, OutDir, ParamsFile, stage_app, user_errors
+from vaelab.cli import (
+    DataDir,
+    Experiment,
+    ModelFile,
+    OutDir,
+    ParamsFile,
+    TrackName,
+    stage_app,
+    user_errors,
+)
 from vaelab.errors import DataError
 from vaelab.progress import say
 from vaelab.trained import load_trained
@@ -32,9 +41,10 @@ def main(
     frames: Annotated[Path, typer.Option(help="The folder of per-epoch grids, EPOCH.png.")],
     out: OutDir,
     params: ParamsFile = Path("params.yaml"),
+    track: TrackName = "references",
 ) -> None:
     """Draw the pictures of experiment NAME from its model, latents and per-epoch grids."""
-    run = load_trained(name, params, model, data, limit=16)
+    run = load_trained(name, params, model, data, 16, track)
     pictures = epoch_frames(frames)
     epochs = len(run.saved.history)
     if len(pictures) != epochs:

@@ -8,8 +8,17 @@ from dvclive import Live
 
 from vaelab.atomic import ensure_writable_dir, remove_stale_temporaries
 from vaelab.checkpoint import Checkpoint, fingerprint
-from vaelab.cli import DataDir, Experiment, Limit, OutDir, ParamsFile, stage_app, user_errors
-from vaelab.data import load_split, read_meta
+from vaelab.cli import (
+    DataDir,
+    Experiment,
+    Limit,
+    OutDir,
+    ParamsFile,
+    TrackName,
+    stage_app,
+    user_errors,
+)
+from vaelab.data import hold_out, load_split, read_meta
 from vaelab.device import describe, resolve_device
 from vaelab.epoch_log import EpochLog
 from vaelab.experiments import load_experiment
@@ -28,14 +37,19 @@ def main(
     out: OutDir,
     live: Annotated[Path, typer.Option(help="The dvclive folder for per-epoch logs.")],
     params: ParamsFile = Path("params.yaml"),
+    track: TrackName = "references",
     limit: Limit = None,
 ) -> None:
     """Train experiment NAME on DATA into OUT/model.pt, resuming an interrupted run."""
-    config, spec = load_experiment(params, name)
+    config, spec = load_experiment(params, name, track)
     device = resolve_device(config.device, config.threads)
     meta = read_meta(data)
-    train_x = load_split(data, "train", limit).images.to(device)
-    test_x = load_split(data, "test", limit).images.to(device)
+    train_split = load_split(data, "train", limit)
+    if spec.validation:
+        train_split, eval_split = hold_out(train_split, spec.validation, meta["seed"])
+    else:
+        eval_split = load_split(data, "test", limit)
+    train_x, eval_x = train_split.images.to(device), eval_split.images.to(device)
     check_batch_fits(spec, name, len(train_x))
     out, live = ensure_writable_dir(out), ensure_writable_dir(live)
     remove_stale_temporaries(out)
@@ -48,13 +62,16 @@ def main(
     resumed = checkpoint.load()
     with Live(dir=str(live), save_dvc_exp=False, dvcyaml=None, report=None) as logger:
         logger.log_params({"experiment": name, "device": device.type, **spec.flat()})
-        log = EpochLog(name, spec.epochs, test_x, checkpoint, logger, resumed)
-        state = train(spec, name, train_x, test_x, log, resumed)
+        log = EpochLog(name, spec.epochs, eval_x, checkpoint, logger, resumed)
+        state = train(spec, name, train_x, eval_x, log, resumed, train_split.dynamic)
         experiment = {
             "name": name,
             **spec.flat(),
             "dataset": meta["dataset"],
+            "binarize": meta["binarize"],
             "classes": meta["classes"],
+            "epochs_run": state.epoch,
+            "kept_epoch": state.best_epoch if spec.validation else state.epoch,
         }
         save_model(out / "model.pt", state.model, experiment, state.history, state.seconds)
     checkpoint.remove()

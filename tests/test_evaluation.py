@@ -6,7 +6,7 @@ from vaelab.data import load_split
 from vaelab.evaluation import evaluate, iwae
 from vaelab.models import LatentModel, Posterior
 from vaelab.models.base import VariationalConfig
-from vaelab.objectives import analytic_elbo, mc_elbo, mean_terms
+from vaelab.objectives import analytic_elbo, iwae_bound, mc_elbo, mean_terms
 
 
 @pytest.fixture(scope="module")
@@ -18,12 +18,27 @@ def trained_cvae(prepared_data):
 def test_iwae_is_at_least_the_elbo_and_grows_with_k(trained_cvae):
     model, images = trained_cvae
     elbo = mean_terms(model, images, analytic_elbo, seed=0)["elbo"]
-    bounds = [iwae(model, images, k, batch_size=500, seed=0) for k in (1, 10, 100)]
+    bounds = [iwae(model, images, k, batch_size=500, seed=0)[0] for k in (1, 10, 100)]
     # with k = 1 the bound is the single-sample MC ELBO, drawn here from the same noise
     mc = mean_terms(model, images, mc_elbo, seed=0)["elbo"]
     assert bounds[0] == pytest.approx(mc, abs=1e-3)
     assert bounds[1] > elbo
     assert bounds[0] < bounds[1] < bounds[2]
+
+
+def test_iwae_standard_error_is_that_of_the_per_image_bounds(trained_cvae):
+    model, images = trained_cvae
+    mean, stderr = iwae(model, images, 7, batch_size=700, seed=3)
+    generator = torch.Generator().manual_seed(3)
+    with torch.inference_mode():
+        per_image = torch.cat(
+            [
+                iwae_bound(model, images[i : i + 100], 7, generator)
+                for i in range(0, len(images), 100)
+            ]
+        )
+    assert mean == pytest.approx(per_image.double().mean().item(), abs=1e-4)
+    assert stderr == pytest.approx((per_image.double().std() / len(images) ** 0.5).item(), rel=1e-3)
 
 
 class IgnoresZ(LatentModel):

@@ -45,7 +45,8 @@ def test_shipped_params_are_valid():
     cvae = experiments["cvae"]
     assert (cvae.model_knobs.latent_dim, cvae.epochs, cvae.batch_size, cvae.lr) == (2, 10, 32, 1e-4)
     assert params.prepared(cvae.data).binarize == "threshold"
-    assert set(params.references) <= set(experiments)
+    literature = experiments_of(params, "literature")
+    assert set(params.references) <= set(experiments) | set(literature)
 
 
 @pytest.mark.parametrize(
@@ -66,7 +67,7 @@ def test_shipped_params_are_valid():
             "data.prepared.mnist_binary.binarize",
             "otsu",
             "data.prepared.mnist_binary.binarize = 'otsu' is invalid: allowed values are threshold, "
-            "stochastic, none",
+            "stochastic, dynamic, none",
         ),
         (
             "experiments.cvae.latent_dim",
@@ -224,7 +225,7 @@ STAGES = {
         "--out",
         "o",
     ],
-    "report": ["--experiments", "e", "--out", "o"],
+    "report": ["--experiments", "e", "--summary", "o/summary.md", "--chart", "o/chart.png"],
 }
 MODEL_STAGES = ("train", "evaluate", "embed", "render")
 
@@ -263,3 +264,21 @@ def test_model_stages_reject_a_bad_experiment_before_work(stage, tmp_path):
         "error: experiments.vae_conv.latent_dim = -2 is invalid: must be >= 1"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_literature_track_is_checked_like_the_references():
+    raw = with_change("literature.experiments.vae_static.hidden_dims", 400)
+    with pytest.raises(
+        ParamsError,
+        match=r"^literature.experiments.vae_static.hidden_dims: unknown key; did you mean 'hidden_dim'\?",
+    ):
+        experiments_of(parse_sections(raw), "literature")
+    taken = with_change("literature.experiments.cvae", DEFAULTS["experiments"]["cvae"])
+    with pytest.raises(ParamsError, match=r"^literature.experiments.cvae: the name is taken"):
+        parse_sections(taken)
+    vamp = with_change("literature.experiments.vae_static.pseudo_inputs", 10)
+    with pytest.raises(
+        ParamsError,
+        match=r"^literature.experiments.vae_static: pseudo_inputs is a knob of prior: vamp only$",
+    ):
+        experiments_of(parse_sections(vamp), "literature")

@@ -15,7 +15,9 @@ from conftest import ROOT, dvc, git_commit, offline_project, stages_run
 
 pytestmark = pytest.mark.slow
 
-EXPERIMENTS = tuple(yaml.safe_load((ROOT / "params.yaml").read_text())["experiments"])
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+EXPERIMENTS = tuple(PARAMS["experiments"])
+PREPARED = tuple(PARAMS["data"]["prepared"])
 FOLDER = "reports/experiments"
 
 
@@ -39,7 +41,7 @@ def pipeline(template, tmp_path):
 
 def test_repro_runs_every_stage_and_writes_every_output(template):
     project, _, first = template
-    assert len(stages_run(first.stdout)) == 2 + 3 + len(EXPERIMENTS) * 4 + 1
+    assert len(stages_run(first.stdout)) == 2 + len(PREPARED) + len(EXPERIMENTS) * 4 + 1
     for name in EXPERIMENTS:
         reports = project / FOLDER / name
         for file in (
@@ -266,3 +268,32 @@ def test_pr_report_script_compares_base_and_head(pipeline):
         text=True,
     ).stdout
     assert clean == "", clean
+
+
+def test_literature_track_runs_from_its_own_pipeline_file(pipeline):
+    """`dvc repro literature/dvc.yaml`: the literature experiments only, then their page."""
+    project, env, _ = pipeline
+    run = dvc(["repro", "literature/dvc.yaml"], project, env)
+    literature = yaml.safe_load((project / "params.yaml").read_text())["literature"]
+    names = set(literature["experiments"])
+    assert stages_run(run.stdout) == {
+        *(
+            f"literature/dvc.yaml:{stage}@{name}"
+            for stage in ("train", "evaluate")
+            for name in names
+        ),
+        "literature/dvc.yaml:report",
+    }
+    page = (project / "reports/literature.md").read_text()
+    for name in names:
+        metrics = json.loads((project / f"reports/literature/{name}/metrics.json").read_text())
+        iwae = metrics["iwae"]
+        assert iwae["k"] == literature["evaluate"]["iwae_samples"]
+        assert iwae["nll_nats"] == -iwae[f"bound_k{iwae['k']}_nats"] and iwae["stderr_nats"] > 0
+        assert metrics["protocol"]["binarization"] == "stochastic"
+        assert metrics["protocol"]["model_selection"] == "best validation ELBO"
+        row = next(line for line in page.splitlines() if line.startswith(f"| {name} "))
+        assert f"{iwae['nll_nats']:.2f} ± {iwae['stderr_nats']:.2f}" in row
+        assert "NLL" in row  # the published figure sits in the same row
+    # the default pipeline is untouched by the literature run
+    assert json.loads(dvc(["status", "--json"], project, env).stdout) == {}

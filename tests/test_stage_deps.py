@@ -15,6 +15,13 @@ from conftest import ROOT
 
 DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 STAGES = DVC_YAML["stages"]
+# every pipeline file: the references' dvc.yaml and the literature track's
+PIPELINES = {
+    path: yaml.safe_load((ROOT / path).read_text()) for path in ("dvc.yaml", "literature/dvc.yaml")
+}
+ALL_STAGES = {
+    (path, name): body for path, doc in PIPELINES.items() for name, body in doc["stages"].items()
+}
 SOURCES = [*sorted((ROOT / "src/vaelab").rglob("*.py")), *sorted((ROOT / "stages").glob("*.py"))]
 PACKAGES = ["src/vaelab/models"]  # a folder dep: every module in it is loaded together
 
@@ -27,12 +34,13 @@ print(json.dumps(sorted(m.__file__ for n, m in sys.modules.items()
 """
 
 
-def stage_definition(name: str) -> dict:
-    return STAGES[name].get("do", STAGES[name])
+def stage_definition(name, path: str = "dvc.yaml") -> dict:
+    stage = PIPELINES[path]["stages"][name]
+    return stage.get("do", stage)
 
 
-def script_of(name: str) -> str:
-    return re.match(r"python (stages/\w+\.py)", stage_definition(name)["cmd"]).group(1)
+def script_of(name: str, path: str = "dvc.yaml") -> str:
+    return re.match(r"python (stages/\w+\.py)", stage_definition(name, path)["cmd"]).group(1)
 
 
 def loaded_code(script: str) -> set[str]:
@@ -53,14 +61,15 @@ def loaded_code(script: str) -> set[str]:
     return files | {script}
 
 
-def declared_code(name: str) -> set[str]:
-    deps = [d if isinstance(d, str) else next(iter(d)) for d in stage_definition(name)["deps"]]
+def declared_code(name: str, path: str = "dvc.yaml") -> set[str]:
+    deps = stage_definition(name, path)["deps"]
+    deps = [d if isinstance(d, str) else next(iter(d)) for d in deps]
     return {d for d in deps if d.endswith(".py") or d in PACKAGES}
 
 
-@pytest.mark.parametrize("name", sorted(STAGES))
-def test_code_deps_are_exactly_the_modules_the_stage_loads(name):
-    assert declared_code(name) == loaded_code(script_of(name))
+@pytest.mark.parametrize(("path", "name"), sorted(ALL_STAGES))
+def test_code_deps_are_exactly_the_modules_the_stage_loads(path, name):
+    assert declared_code(name, path) == loaded_code(script_of(name, path))
 
 
 def _function_level_imports(path):
@@ -90,9 +99,11 @@ def test_stage_scripts_take_their_paths_from_the_command():
                 assert not re.match(r"(data|models|reports)/", node.value), (script, node.value)
 
 
-def test_no_experiment_is_named_in_dvc_yaml():
-    text = (ROOT / "dvc.yaml").read_text()
+def test_no_experiment_is_named_in_a_pipeline_file():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for name in params["experiments"]:
-        assert not re.search(rf"\b{name}\b", text), name
-    assert "metrics" not in DVC_YAML and "plots" not in DVC_YAML
+    names = [*params["experiments"], *params.get("literature", {}).get("experiments", {})]
+    for path, doc in PIPELINES.items():
+        text = (ROOT / path).read_text()
+        for name in names:
+            assert not re.search(rf"\b{name}\b", text), (path, name)
+        assert "metrics" not in doc and "plots" not in doc

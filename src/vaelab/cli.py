@@ -20,6 +20,9 @@ ParamsFile = Annotated[Path, typer.Option(help="The params file.")]
 DataDir = Annotated[Path, typer.Option("--data", help="The prepared data folder to read.")]
 ModelFile = Annotated[Path, typer.Option("--model", help="The trained model.pt to read.")]
 OutDir = Annotated[Path, typer.Option("--out", help="The folder to write into.")]
+TrackName = Annotated[
+    str, typer.Option("--track", help="references (params' experiments) or literature.")
+]
 Limit = Annotated[int | None, typer.Option(help="Use only the first LIMIT images of each split.")]
 
 

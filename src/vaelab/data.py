@@ -14,16 +14,45 @@ import torch
 
 from vaelab.errors import DataError
 
+# The fixed draws that binarize dynamically binarized data's held-out images once, so
+# every epoch and every stage scores the same binary images.
+_TEST_DRAW, _VALIDATION_DRAW = 1, 2
+
 
 @dataclass(frozen=True)
 class Split:
-    """One split on its way to the model: images in [0, 1] as float32, and labels."""
+    """One split on its way to the model: images in [0, 1] as float32, and labels.
+
+    `dynamic`: grey levels that the trainer binarizes afresh for every batch.
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
+    dynamic: bool = False
 
     def __len__(self) -> int:
         return len(self.labels)
+
+
+def binarize_once(images: torch.Tensor, seed: int) -> torch.Tensor:
+    return torch.bernoulli(images, generator=torch.Generator().manual_seed(seed))
+
+
+def hold_out(split: Split, count: int, seed: int = 0) -> tuple[Split, Split]:
+    """The last `count` images as a validation split, and the rest to train on."""
+    if not 0 < count < len(split):
+        raise DataError(
+            f"cannot hold out {count} of {len(split)} training images; "
+            f"validation must be between 1 and {len(split) - 1}"
+        )
+    keep = len(split) - count
+    held = split.images[keep:]
+    if split.dynamic:
+        held = binarize_once(held, seed * 1000 + _VALIDATION_DRAW)
+    return (
+        Split(split.images[:keep], split.labels[:keep], split.dynamic),
+        Split(held, split.labels[keep:]),
+    )
 
 
 def read_meta(prepared_dir: Path) -> dict:
@@ -59,4 +88,9 @@ def load_split(prepared_dir: Path, split: str, limit: int | None = None) -> Spli
         )
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
-    return Split(images=images.float() / scale, labels=labels)
+    images = images.float() / scale
+    if blob.get("binarize") != "dynamic":
+        return Split(images, labels)
+    if split == "train":
+        return Split(images, labels, dynamic=True)
+    return Split(binarize_once(images, blob["seed"] * 1000 + _TEST_DRAW), labels)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from vaelab.errors import ParamsError
 from vaelab.knobs import Knobs, did_you_mean, quote, unknown_name, validate
@@ -32,8 +32,18 @@ class TrainingSpec(Knobs):
     lr: float = Field(gt=0)
     seed: int = 0
     amp: bool = False  # bf16 autocast for the training step
+    # Hold out the last N training images: per-epoch curves use them instead of the test
+    # split, and the model kept is the epoch with the best validation ELBO.
+    validation: int = Field(default=0, ge=0)
+    patience: int | None = Field(default=None, ge=1)  # stop after this many epochs without one
     # torch.compile of the training objective; reduce-overhead adds CUDA graphs on a GPU
     compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"
+
+    @model_validator(mode="after")
+    def _patience_needs_validation(self):
+        if self.patience is not None and not self.validation:
+            raise ValueError("patience needs a validation split: set validation (e.g. 10000)")
+        return self
 
 
 class ExperimentSpec(TrainingSpec):
@@ -122,16 +132,20 @@ def _check_data(where: str, spec: ExperimentSpec, params: Params) -> None:
         )
 
 
-def experiments_of(params: Params) -> dict[str, ExperimentSpec]:
-    """Every experiment validated, so a bad key anywhere fails before any work."""
+def experiments_of(params: Params, track: str = "references") -> dict[str, ExperimentSpec]:
+    """Every experiment of a track validated, so a bad key anywhere fails before any work."""
+    where = "experiments" if track == "references" else f"{track}.experiments"
     return {
-        name: parse_experiment(f"experiments.{name}", raw, params)
-        for name, raw in params.experiments.items()
+        name: parse_experiment(f"{where}.{name}", raw, params)
+        for name, raw in params.track(track).experiments.items()
     }
 
 
-def load_experiment(path: Path | str, name: str) -> tuple[Params, ExperimentSpec]:
-    """The params file and experiment NAME from it, every experiment checked."""
+def load_experiment(
+    path: Path | str, name: str, track: str = "references"
+) -> tuple[Params, ExperimentSpec]:
+    """The params file and experiment NAME of `track` from it, the track's experiments
+    checked."""
     params = load_params(path)
-    params.experiment_keys(name)
-    return params, experiments_of(params)[name]
+    params.experiment_keys(name, track)
+    return params, experiments_of(params, track)[name]

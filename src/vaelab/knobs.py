@@ -81,6 +81,8 @@ def _one_line(cls: type, error: dict, where: str) -> str:
     for part in loc:
         key = join(key, part)
     kind = error["type"]
+    if kind == "value_error" and not loc:  # a rule across keys, from a model validator
+        return f"{key}: {str(error['ctx']['error'])}"
     if kind == "missing":
         return f"{key}: missing required key"
     if kind == "extra_forbidden":

@@ -8,6 +8,8 @@ log p(x|z)             = -sum_pixels BCE(logits(z), x)          (Bernoulli decod
 KL(q(z|x) || N(0, I))  = -1/2 sum_d [ 1 + log sigma^2 - mu^2 - sigma^2 ]
 MC ELBO  (ref. 000)    = log p(x|z) + log p(z) - log q(z|x),    z ~ q(z|x), one sample
 analytic ELBO          = E_q[log p(x|z)] - KL,                  the expectation by one sample
+                         (with a VampPrior the KL has no closed form: log q(z|x) - log p(z)
+                         at the same sample z, its one-sample Monte Carlo estimate)
 weighted (refs 001-3) = recon_weight * mean_pixels BCE + kl_weight * KL   (a loss)
 IWAE_k                 = log 1/k sum_i p(x, z_i) / q(z_i|x),    z_i ~ q(z|x)
 """
@@ -23,18 +25,9 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
+from vaelab.densities import log_normal_pdf
 from vaelab.knobs import Knobs
 from vaelab.models import LatentModel, Posterior
-
-LOG_2PI = math.log(2.0 * math.pi)
-
-
-def log_normal_pdf(
-    sample: torch.Tensor, mean: torch.Tensor | float, logvar: torch.Tensor | float
-) -> torch.Tensor:
-    """log N(sample; mean, exp(logvar)) summed over the last dimension (reference 000's helper)."""
-    logvar = torch.as_tensor(logvar, dtype=sample.dtype, device=sample.device)
-    return torch.sum(-0.5 * ((sample - mean) ** 2 * torch.exp(-logvar) + logvar + LOG_2PI), dim=-1)
 
 
 def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -59,26 +52,83 @@ class Terms:
     elbo: torch.Tensor | None = None
 
 
+def kl_term(model: LatentModel, q: Posterior, z: torch.Tensor) -> torch.Tensor:
+    """KL(q(z|x) || p(z)) per image: closed form under N(0, I), else its estimate at z."""
+    if model.standard_prior:
+        return kl_to_standard_normal(q)
+    z = z.float()
+    return log_normal_pdf(z, q.mean.float(), q.logvar.float()) - model.log_prior(z)
+
+
 def mc_elbo(model: LatentModel, x: torch.Tensor, generator: torch.Generator | None = None) -> Terms:
     """Reference 000's single-sample Monte Carlo ELBO; the loss is its negated batch mean."""
     q = model.encode(x)
     z = q.sample(generator)
     logpx_z = bernoulli_log_likelihood(model.decode(z), x)
-    logpz = log_normal_pdf(z.float(), 0.0, 0.0)
+    logpz = model.log_prior(z.float())
     logqz_x = log_normal_pdf(z.float(), q.mean.float(), q.logvar.float())
     elbo = logpx_z + logpz - logqz_x
     return Terms(loss=-elbo.mean(), reconstruction=logpx_z, kl=logqz_x - logpz, elbo=elbo)
 
 
+class ElboKnobs(Knobs):
+    # beta of the beta-VAE: the KL's weight in the loss (the reported ELBO keeps 1)
+    kl_weight: float = Field(default=1.0, ge=0)
+    # KL warm-up (Sonderby et al. 2016): the weight rises linearly from 0 over these epochs
+    warmup_epochs: int = Field(default=0, ge=0)
+
+    def bind(self, epoch: int | None) -> dict:
+        if not self.warmup_epochs or epoch is None:
+            return {"kl_weight": self.kl_weight}
+        return {"kl_weight": self.kl_weight * min(1.0, (epoch - 1) / self.warmup_epochs)}
+
+
 def analytic_elbo(
-    model: LatentModel, x: torch.Tensor, generator: torch.Generator | None = None
+    model: LatentModel,
+    x: torch.Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    kl_weight: float = 1.0,
 ) -> Terms:
-    """The ELBO with the KL in closed form: less variance than the MC estimator."""
+    """The ELBO with the KL in closed form (less variance than the MC estimator); the
+    loss weighs the KL by `kl_weight` (beta)."""
     q = model.encode(x)
-    logpx_z = bernoulli_log_likelihood(model.decode(q.sample(generator)), x)
-    kl = kl_to_standard_normal(q)
+    z = q.sample(generator)
+    logpx_z = bernoulli_log_likelihood(model.decode(z), x)
+    kl = kl_term(model, q, z)
     elbo = logpx_z - kl
-    return Terms(loss=-elbo.mean(), reconstruction=logpx_z, kl=kl, elbo=elbo)
+    loss = -elbo.mean() if kl_weight == 1.0 else -(logpx_z - kl_weight * kl).mean()
+    return Terms(loss=loss, reconstruction=logpx_z, kl=kl, elbo=elbo)
+
+
+class IwaeKnobs(Knobs):
+    k: int = Field(default=50, ge=1)  # importance samples per image (Burda et al. 2015)
+
+
+def importance_samples(
+    model: LatentModel, x: torch.Tensor, q: Posterior, n: int, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """n draws z_i ~ q(z|x) per image: log p(x|z_i), log p(z_i), log q(z_i|x), each [n, B]."""
+    mean = q.mean.unsqueeze(0).expand(n, *q.mean.shape)
+    logvar = q.logvar.unsqueeze(0).expand(n, *q.logvar.shape)
+    z = Posterior(mean, logvar).sample(generator)
+    logits = model.decode(z.reshape(-1, z.shape[-1]))
+    targets = x.unsqueeze(0).expand(n, *x.shape).reshape(-1, *x.shape[1:])
+    logpx_z = bernoulli_log_likelihood(logits, targets).view(n, -1)
+    z = z.float()
+    return logpx_z, model.log_prior(z), log_normal_pdf(z, mean.float(), logvar.float())
+
+
+def iwae(
+    model: LatentModel, x: torch.Tensor, generator: torch.Generator | None = None, *, k: int
+) -> Terms:
+    """The IWAE objective: the k-sample importance-weighted bound, maximised directly."""
+    logpx_z, logpz, logqz_x = importance_samples(model, x, model.encode(x), k, generator)
+    log_ratio = logpz - logqz_x
+    bound = torch.logsumexp(logpx_z + log_ratio, dim=0) - math.log(k)
+    return Terms(
+        loss=-bound.mean(), reconstruction=logpx_z.mean(0), kl=-log_ratio.mean(0), elbo=bound
+    )
 
 
 class WeightedKnobs(Knobs):
@@ -100,9 +150,10 @@ def weighted_loss(
     analytic ELBO (reference 001's 784 x BCE + KL); reference 003 uses 500 on 1024 pixels.
     """
     q = model.encode(x)
-    logpx_z = bernoulli_log_likelihood(model.decode(q.sample(generator)), x)
+    z = q.sample(generator)
+    logpx_z = bernoulli_log_likelihood(model.decode(z), x)
     pixels = x[0].numel()
-    kl = kl_to_standard_normal(q)
+    kl = kl_term(model, q, z)
     loss = (recon_weight * (-logpx_z / pixels) + kl_weight * kl).mean()
     return Terms(loss=loss, reconstruction=logpx_z, kl=kl, elbo=logpx_z - kl)
 
@@ -130,17 +181,8 @@ def iwae_bound(
     q = model.encode(x)
     log_weights = []
     for start in range(0, k, chunk):
-        n = min(chunk, k - start)
-        mean = q.mean.unsqueeze(0).expand(n, *q.mean.shape)
-        logvar = q.logvar.unsqueeze(0).expand(n, *q.logvar.shape)
-        z = Posterior(mean, logvar).sample(generator)
-        logits = model.decode(z.reshape(-1, z.shape[-1]))
-        targets = x.unsqueeze(0).expand(n, *x.shape).reshape(-1, *x.shape[1:])
-        logpx_z = bernoulli_log_likelihood(logits, targets).view(n, -1)
-        z = z.float()
-        log_weights.append(
-            logpx_z + log_normal_pdf(z, 0.0, 0.0) - log_normal_pdf(z, mean.float(), logvar.float())
-        )
+        logpx_z, logpz, logqz_x = importance_samples(model, x, q, min(chunk, k - start), generator)
+        log_weights.append(logpx_z + logpz - logqz_x)
     return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(k)
 
 
@@ -185,14 +227,22 @@ class Objective:
 
 OBJECTIVES: dict[str, Objective] = {
     "mc_elbo": Objective(mc_elbo),
-    "analytic_elbo": Objective(analytic_elbo),
+    "analytic_elbo": Objective(analytic_elbo, ElboKnobs),
+    "iwae": Objective(iwae, IwaeKnobs),
     "weighted": Objective(weighted_loss, WeightedKnobs),
     "bce": Objective(autoencoder_bce, variational=False),
 }
 
 
-def objective_for(name: str, knobs: Knobs | None = None) -> Callable[..., Terms]:
-    """The objective `name` with its knobs bound: a function (model, x, generator) -> Terms."""
+def objective_for(
+    name: str, knobs: Knobs | None = None, epoch: int | None = None
+) -> Callable[..., Terms]:
+    """The objective `name` with its knobs bound: a function (model, x, generator) -> Terms.
+
+    Knobs with a schedule (a `bind(epoch)` method, as the KL warm-up has) give their values
+    for training epoch `epoch`; with no epoch, their final values.
+    """
     entry = OBJECTIVES[name]
     knobs = knobs if knobs is not None else entry.Knobs()
-    return functools.partial(entry.function, **knobs.model_dump())
+    bind = getattr(knobs, "bind", None)
+    return functools.partial(entry.function, **(bind(epoch) if bind else knobs.model_dump()))

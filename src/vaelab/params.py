@@ -24,7 +24,7 @@ class PreparedSpec(Knobs):
     """One (dataset, transform) pair; a `prepare@NAME` stage writes it."""
 
     dataset: Dataset
-    binarize: Literal["threshold", "stochastic", "none"]
+    binarize: Literal["threshold", "stochastic", "dynamic", "none"]
     size: Literal[28, 32]
     seed: int = 0
     train_limit: int | None = Field(default=None, ge=1)
@@ -68,27 +68,55 @@ class ReferenceFigure(Knobs):
     ours: list[str] = Field(min_length=1)
 
 
+class Track(Knobs):
+    """A set of experiments and how to evaluate them, run by its own pipeline file."""
+
+    # name -> the experiment's keys; vaelab.experiments checks what is inside
+    experiments: dict[str, dict[str, Any]] = Field(min_length=1)
+    evaluate: EvaluateSpec
+
+
+TRACKS = ("references", "literature")
+
+
 class Params(Knobs):
     device: Literal["auto", "cpu", "cuda", "mps"]
     threads: int = Field(ge=0)
     data: DataSpec
-    # name -> the experiment's keys; vaelab.experiments checks what is inside
+    # the references track: dvc.yaml runs these (`dvc repro`)
     experiments: dict[str, dict[str, Any]] = Field(min_length=1)
     evaluate: EvaluateSpec
     render: RenderSpec
+    # the literature track: literature/dvc.yaml runs these (`dvc repro literature/dvc.yaml`)
+    literature: Track | None = None
     references: dict[str, ReferenceFigure] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _references_name_experiments(self) -> Params:
+    def _names_are_unique_and_referenced(self) -> Params:
+        literature = self.literature.experiments if self.literature else {}
+        for name in set(self.experiments) & set(literature):
+            raise ParamsError(f"literature.experiments.{name}: the name is taken by experiments")
         for name in self.references:
-            if name not in self.experiments:
-                raise ParamsError(unknown_name("references", name, self.experiments))
+            if name not in self.experiments and name not in literature:
+                raise ParamsError(
+                    unknown_name("references", name, [*self.experiments, *literature])
+                )
         return self
 
-    def experiment_keys(self, name: str) -> dict[str, Any]:
-        if name not in self.experiments:
-            raise ParamsError(unknown_name("experiments", name, self.experiments))
-        return self.experiments[name]
+    def track(self, track: str) -> Track:
+        if track == "literature" and self.literature is not None:
+            return self.literature
+        if track == "references":
+            return Track(experiments=self.experiments, evaluate=self.evaluate)
+        allowed = TRACKS if self.literature is not None else TRACKS[:1]
+        raise ParamsError(f"track {track!r} is invalid: allowed values are {', '.join(allowed)}")
+
+    def experiment_keys(self, name: str, track: str = "references") -> dict[str, Any]:
+        experiments = self.track(track).experiments
+        where = "experiments" if track == "references" else f"{track}.experiments"
+        if name not in experiments:
+            raise ParamsError(unknown_name(where, name, experiments))
+        return experiments[name]
 
     def prepared(self, name: str) -> PreparedSpec:
         if name not in self.data.prepared:

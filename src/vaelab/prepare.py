@@ -53,10 +53,13 @@ def binarize(images: torch.Tensor, mode: str, generator: torch.Generator) -> tor
     """uint8 pixels to uint8 values on the [0, 1] scale given by `divisor(mode)`.
 
     threshold: x/255 > 0.5, the TensorFlow tutorial's static binarization.
-    stochastic: one Bernoulli draw with p = x/255, fixed by the generator's seed.
+    stochastic: one Bernoulli draw with p = x/255, fixed by the generator's seed (the
+    literature's static binarization).
+    dynamic: the grey levels kept; the trainer draws a fresh Bernoulli sample of every batch,
+    and `vaelab.data` binarizes the test split once with a fixed seed.
     none: the grey levels unchanged.
     """
-    if mode == "none":
+    if mode in ("none", "dynamic"):
         return images.clone()
     unit = images.float() / 255.0
     if mode == "threshold":
@@ -67,7 +70,7 @@ def binarize(images: torch.Tensor, mode: str, generator: torch.Generator) -> tor
 
 
 def divisor(mode: str) -> int:
-    return 255 if mode == "none" else 1
+    return 255 if mode in ("none", "dynamic") else 1
 
 
 def pad_to(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -105,6 +108,8 @@ def prepare(raw_dir: Path, manifest: DatasetManifest, spec: PreparedSpec, dest: 
                     "images": images.unsqueeze(1).contiguous(),
                     "labels": labels,
                     "divisor": meta["divisor"],
+                    "binarize": spec.binarize,
+                    "seed": spec.seed,
                 },
                 staging / f"{split}.pt",
             )

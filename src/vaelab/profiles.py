@@ -50,15 +50,22 @@ def apply_profile(params: dict, name: str) -> dict:
     profile = PROFILES[name]
     for prepared in params["data"]["prepared"].values():
         prepared.update(train_limit=profile["train_limit"], test_limit=profile["test_limit"])
-    for spec in params["experiments"].values():
+    literature = params.get("literature") or {"experiments": {}, "evaluate": {}}
+    for spec in [*params["experiments"].values(), *literature["experiments"].values()]:
         spec["epochs"] = min(spec["epochs"], profile["epochs"])
         if profile["batch_size"]:
             spec["batch_size"] = profile["batch_size"]
-    params["evaluate"].update(
-        iwae_samples=profile["iwae_samples"], batch_size=profile["eval_batch_size"]
-    )
+        if spec.get("validation"):  # a quarter of the shrunk training split
+            spec["validation"] = min(spec["validation"], profile["train_limit"] // 4)
+        if spec.get("pseudo_inputs"):
+            spec["pseudo_inputs"] = min(spec["pseudo_inputs"], profile["samples"] * 4)
+    for evaluate in (params["evaluate"], literature["evaluate"]):
+        evaluate.update(iwae_samples=profile["iwae_samples"], batch_size=profile["eval_batch_size"])
     params["render"].update(manifold_size=profile["manifold_size"], samples=profile["samples"])
-    experiments_of(parse_params(params))
+    parsed = parse_params(params)
+    experiments_of(parsed)
+    if parsed.literature is not None:
+        experiments_of(parsed, "literature")
     return params
 
 

@@ -24,7 +24,8 @@ PICTURES = (
     ("epochs.gif", "reconstructions per epoch"),
     ("samples.png", "samples"),
 )
-CURVE = Path("train/plots/metrics/test/elbo_mc.tsv")  # dvclive's per-epoch test ELBO
+# dvclive's per-epoch ELBO: on the test split, or on the validation split when held out
+CURVES = (Path("train/plots/metrics/test/elbo_mc.tsv"), Path("train/plots/metrics/val/elbo_mc.tsv"))
 SECONDS = Path("train/plots/metrics/epoch_seconds.tsv")
 
 
@@ -97,18 +98,19 @@ def summary_table(
 
 
 def elbo_curves(experiments: dict[str, dict], folder: Path) -> pd.DataFrame:
-    """Test ELBO per epoch, one column per variational experiment (an AE has none)."""
+    """ELBO per epoch, one column per variational experiment (an AE has none)."""
     columns = {
-        name: _read_tsv(folder / name / CURVE).set_index("step")["elbo_mc"]
+        name: _read_tsv(folder / name / curve).set_index("step")["elbo_mc"]
         for name in experiments
-        if (folder / name / CURVE).exists()
+        for curve in CURVES
+        if (folder / name / curve).exists()
     }
     table = pd.DataFrame(columns)
     table.index.name = "epoch"
     return table
 
 
-def draw_curves(curves: pd.DataFrame, path: Path) -> None:
+def draw_curves(curves: pd.DataFrame, path: Path, track: str = "references") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,8 +120,9 @@ def draw_curves(curves: pd.DataFrame, path: Path) -> None:
     for name in curves:
         ax.plot(curves.index, curves[name], marker="o", markersize=3, label=name)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("test ELBO, single-sample MC (nats per image)")
-    ax.set_title("Every experiment's test ELBO per epoch (higher is better)", fontsize=10)
+    split = "test" if track == "references" else "validation"
+    ax.set_ylabel(f"{split} ELBO, single-sample MC (nats per image)")
+    ax.set_title(f"Every experiment's {split} ELBO per epoch (higher is better)", fontsize=10)
     ax.grid(alpha=0.3)
     if len(curves.columns):
         ax.legend(fontsize=8)
@@ -129,16 +132,71 @@ def draw_curves(curves: pd.DataFrame, path: Path) -> None:
     plt.close(figure)
 
 
+def literature_table(
+    experiments: dict[str, dict], references: dict[str, ReferenceFigure], folder: Path
+) -> pd.DataFrame:
+    """Each NLL with its protocol, k, standard error, epochs and seconds, beside the
+    published figure."""
+    rows = []
+    for name, keys in experiments.items():
+        metrics = _read_json(folder / name / "metrics.json")
+        iwae, protocol = metrics.get("iwae", {}), metrics.get("protocol", {})
+        reference = references.get(name)
+        rows.append(
+            {
+                "experiment": name,
+                "model": keys["model"] + (f" + {keys['prior']} prior" if "prior" in keys else ""),
+                "objective": keys["objective"],
+                "binarization": protocol.get("binarization", "—"),
+                "NLL (nats)": (
+                    f"{iwae['nll_nats']:.2f} ± {iwae['stderr_nats']:.2f}" if iwae else "—"
+                ),
+                "k": iwae.get("k", "—"),
+                "epochs (kept)": "{} ({})".format(
+                    protocol.get("epochs_run", "—"), protocol.get("kept_epoch", "—")
+                ),
+                "train s": _fmt(_read_tsv(folder / name / SECONDS)["epoch_seconds"].sum(), 0),
+                "published": reference.published if reference else "—",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def render_literature(
+    experiments: dict[str, dict], references: dict[str, ReferenceFigure], folder: Path, chart: str
+) -> str:
+    table = literature_table(experiments, references, folder)
+    return "\n".join(
+        [
+            "# vaelab literature track",
+            "",
+            "Test negative log-likelihood in nats per image (lower is better): minus the "
+            "importance-weighted bound with k samples on the full test split, ± its standard "
+            "error across test images. Each model is the epoch with the best validation ELBO "
+            "(the last 10,000 training images held out); `epochs (kept)` says how many ran.",
+            "",
+            table.to_markdown(index=False),
+            "",
+            f"![every experiment's validation ELBO per epoch]({chart})",
+            "",
+        ]
+    )
+
+
 def render_summary(
     experiments: dict[str, dict],
     references: dict[str, ReferenceFigure],
     folder: Path,
-    out: Path,
-    chart: str,
+    summary: Path,
+    chart_path: Path,
+    track: str = "references",
 ) -> str:
-    """The summary's Markdown; pictures are linked relative to `out`."""
+    """A track's Markdown page; pictures are linked relative to the page."""
+    link = Path(os.path.relpath(folder, summary.parent))
+    chart = Path(os.path.relpath(chart_path, summary.parent)).as_posix()
+    if track != "references":
+        return render_literature(experiments, references, folder, chart)
     table = summary_table(experiments, references, folder)
-    link = Path(os.path.relpath(folder, out))
     lines = [
         "# vaelab summary",
         "",

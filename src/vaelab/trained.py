@@ -27,10 +27,15 @@ class Trained:
 
 
 def load_trained(
-    name: str, params: Path, model: Path, data: Path, limit: int | None = None
+    name: str,
+    params: Path,
+    model: Path,
+    data: Path,
+    limit: int | None = None,
+    track: str = "references",
 ) -> Trained:
     """Validate params, pick the device, load the model and the test split of `data`."""
-    config, _ = load_experiment(params, name)
+    config, _ = load_experiment(params, name, track)
     device = resolve_device(config.device, config.threads)
     saved = load_model(model, device)
     return Trained(config, device, saved, load_split(data, "test", limit))

@@ -32,9 +32,14 @@ class TrainState:
     optimizer: torch.optim.Optimizer
     shuffle: torch.Generator  # orders the training images each epoch
     noise: torch.Generator  # draws the reparameterisation noise
+    binarizer: torch.Generator  # draws each batch's pixels, for dynamically binarized data
     epoch: int = 0
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    # with a validation split: the epoch with the best validation ELBO, and its weights
+    best_epoch: int = 0
+    best_score: float = float("-inf")
+    best_weights: dict | None = None
 
     def state_dict(self) -> dict:
         return {
@@ -43,8 +48,11 @@ class TrainState:
             "optimizer": self.optimizer.state_dict(),
             "shuffle_rng": self.shuffle.get_state(),
             "noise_rng": self.noise.get_state(),
+            "binarizer_rng": self.binarizer.get_state(),
             "history": self.history,
             "seconds": self.seconds,
+            "best": {"epoch": self.best_epoch, "score": self.best_score},
+            "best_weights": self.best_weights,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -52,7 +60,15 @@ class TrainState:
         self.optimizer.load_state_dict(state["optimizer"])
         self.shuffle.set_state(state["shuffle_rng"])
         self.noise.set_state(state["noise_rng"])  # generator states are CPU tensors anywhere
+        self.binarizer.set_state(state["binarizer_rng"])
         self.epoch, self.history, self.seconds = state["epoch"], state["history"], state["seconds"]
+        self.best_epoch, self.best_score = state["best"]["epoch"], state["best"]["score"]
+        self.best_weights = state["best_weights"]
+
+    def keep_if_best(self, score: float) -> None:
+        if score > self.best_score:
+            self.best_epoch, self.best_score = self.epoch, score
+            self.best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
 
 EpochEndHook = Callable[[TrainState, dict], None]
@@ -77,6 +93,7 @@ def initial_state(spec: ExperimentSpec, image_size: int, device: torch.device) -
         optimizer=make_optimizer(spec, model),
         shuffle=torch.Generator().manual_seed(spec.seed),
         noise=torch.Generator(device=device).manual_seed(spec.seed + 1),
+        binarizer=torch.Generator(device=device).manual_seed(spec.seed + 2),
     )
 
 
@@ -114,9 +131,17 @@ def train_step(
 
 
 def train_epoch(
-    state: TrainState, images: torch.Tensor, objective, spec: ExperimentSpec, name: str
+    state: TrainState,
+    images: torch.Tensor,
+    objective,
+    spec: ExperimentSpec,
+    name: str,
+    dynamic: bool = False,
 ) -> dict[str, float]:
-    """One pass over `images` in a fresh seeded order; returns per-image mean terms."""
+    """One pass over `images` in a fresh seeded order; returns per-image mean terms.
+
+    With `dynamic`, the images are grey levels and each batch is a fresh seeded Bernoulli
+    draw of them (the literature's dynamic binarization)."""
     state.model.train()
     device = images.device
     steps = -(-len(images) // spec.batch_size)
@@ -128,6 +153,8 @@ def train_epoch(
     with bar(total=steps, desc=f"{name} epoch {epoch}/{spec.epochs}", unit="step") as progress:
         for step in range(steps):
             x = images[order[step * spec.batch_size : (step + 1) * spec.batch_size]]
+            if dynamic:
+                x = torch.bernoulli(x, generator=state.binarizer)
             terms = train_step(state, objective, x, autocast)
             step_losses[step] = terms.loss.detach()
             totals.add(terms, len(x))
@@ -163,41 +190,63 @@ def train(
     spec: ExperimentSpec,
     name: str,
     train_images: torch.Tensor,
-    test_images: torch.Tensor,
+    eval_images: torch.Tensor,
     on_epoch_end: EpochEndHook | None = None,
     resume: dict | None = None,
+    dynamic: bool = False,
 ) -> TrainState:
-    """Train experiment `name` on images already on their device, from `resume` if given."""
+    """Train experiment `name` on images already on their device, from `resume` if given.
+
+    Each epoch is scored on `eval_images`: the validation split when the experiment holds
+    one out (its records say `val/`, and the best epoch's weights are the model returned),
+    else the test split, as the reference tutorials do.
+    """
     check_batch_fits(spec, name, len(train_images))
     state = initial_state(spec, train_images.shape[-1], train_images.device)
     if resume is not None:
         state.load_state_dict(resume)
-    objective = objective_for(spec.objective, spec.objective_knobs)
-    step_objective = objective
-    if spec.compile != "none":
-        # The objective, not the module, so the state dict keeps its plain keys; sampling
-        # with our generator stays eager (a graph break), so the noise is eager's.
-        mode = None if spec.compile == "default" else spec.compile
-        step_objective = torch.compile(objective, mode=mode)
-    while state.epoch < spec.epochs:
+    split = "val" if spec.validation else "test"
+    scored = objective_for(spec.objective, spec.objective_knobs)  # final knob values
+    step_objective = _compiled(scored, spec)
+    scheduled = hasattr(spec.objective_knobs, "bind")  # e.g. the KL warm-up
+    while state.epoch < spec.epochs and not _out_of_patience(state, spec):
+        if scheduled:
+            epoch_objective = objective_for(spec.objective, spec.objective_knobs, state.epoch + 1)
+            step_objective = _compiled(epoch_objective, spec)
         started = time.perf_counter()
-        train_means = train_epoch(state, train_images, step_objective, spec, name)
+        train_means = train_epoch(state, train_images, step_objective, spec, name, dynamic)
         seconds = time.perf_counter() - started
         if not state.model.variational:
             del train_means["kl"]
-        test_means = eval_epoch(state.model, test_images, objective, spec.objective)
+        eval_means = eval_epoch(state.model, eval_images, scored, spec.objective)
         state.epoch += 1
         state.seconds += seconds
         record = {
             "epoch": state.epoch,
             **{f"train/{key}": value for key, value in train_means.items()},
-            **{f"test/{key}": value for key, value in test_means.items()},
+            **{f"{split}/{key}": value for key, value in eval_means.items()},
             "epoch_seconds": seconds,
         }
         state.history.append(record)
+        if spec.validation:
+            state.keep_if_best(eval_means.get("elbo_mc", -eval_means["loss"]))
         if on_epoch_end is not None:
             on_epoch_end(state, record)
+    if spec.validation:
+        state.model.load_state_dict(state.best_weights)
     return state
+
+
+def _compiled(objective, spec: ExperimentSpec):
+    if spec.compile == "none":
+        return objective
+    # The objective, not the module, so the state dict keeps its plain keys; sampling with
+    # our generator stays eager (a graph break), so the noise is eager's.
+    return torch.compile(objective, mode=None if spec.compile == "default" else spec.compile)
+
+
+def _out_of_patience(state: TrainState, spec: ExperimentSpec) -> bool:
+    return spec.patience is not None and state.epoch - state.best_epoch >= spec.patience
 
 
 def _check_finite(step_losses: torch.Tensor, start: int, stop: int, name: str, epoch: int) -> None:

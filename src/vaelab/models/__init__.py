@@ -17,14 +17,18 @@ import torch
 from vaelab.models.ae_conv import ConvAE
 from vaelab.models.base import LatentModel, ModelConfig, Posterior
 from vaelab.models.cvae import CVAE
+from vaelab.models.iwae_mlp import IwaeMLP
 from vaelab.models.vae_conv import ConvVAE
 from vaelab.models.vae_mlp import MLPVAE
+from vaelab.models.vamp_mlp import VampMLP
 
 MODELS: dict[str, type[LatentModel]] = {
     "cvae": CVAE,
     "vae_mlp": MLPVAE,
     "ae_conv": ConvAE,
     "vae_conv": ConvVAE,
+    "iwae_mlp": IwaeMLP,
+    "vamp_mlp": VampMLP,
 }
 
 

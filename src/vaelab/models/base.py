@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
+from vaelab.densities import log_mixture_pdf, log_normal_pdf
 from vaelab.knobs import Knobs
 
 
@@ -21,6 +22,28 @@ class ModelConfig(Knobs):
 class VariationalConfig(ModelConfig):
     # Bounds log sigma^2 to [-c, c]: a guard against an exploding posterior variance.
     logvar_clamp: float | None = Field(default=None, gt=0)
+    # p(z): N(0, I), or the VampPrior (Tomczak & Welling 2018): the mixture of the
+    # posteriors of `pseudo_inputs` learned images.
+    prior: Literal["standard", "vamp"] = "standard"
+    pseudo_inputs: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _pseudo_inputs_go_with_vamp(self):
+        if self.pseudo_inputs is not None and self.prior != "vamp":
+            raise ValueError("pseudo_inputs is a knob of prior: vamp only")
+        return self
+
+
+class PseudoInputs(nn.Module):
+    """The VampPrior's K learned images, kept in [0, 1] by a hard tanh, as in the paper's code
+    (initialised around 0.05, a faint grey)."""
+
+    def __init__(self, count: int, image_size: int):
+        super().__init__()
+        self.raw = nn.Parameter(torch.empty(count, 1, image_size, image_size).normal_(0.05, 0.01))
+
+    def forward(self) -> torch.Tensor:
+        return nn.functional.hardtanh(self.raw, 0.0, 1.0)
 
 
 @dataclass
@@ -57,6 +80,20 @@ class LatentModel(nn.Module):
         self.config = config
         self.latent_dim = config.latent_dim
         self.image_size = image_size
+        vamp = getattr(config, "prior", "standard") == "vamp"
+        self.pseudo_inputs = PseudoInputs(config.pseudo_inputs or 500, image_size) if vamp else None
+
+    @property
+    def standard_prior(self) -> bool:
+        """p(z) = N(0, I), so KL(q || p) has a closed form."""
+        return self.pseudo_inputs is None
+
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) summed over the latent dimensions, for z [..., D]."""
+        if self.standard_prior:
+            return log_normal_pdf(z, 0.0, 0.0)
+        q = self.encode(self.pseudo_inputs())
+        return log_mixture_pdf(z, q.mean.float(), q.logvar.float())
 
     def posterior(self, mean: torch.Tensor, logvar: torch.Tensor | None) -> Posterior:
         clamp = getattr(self.config, "logvar_clamp", None)
@@ -70,6 +107,17 @@ class LatentModel(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Logits of p(x|z), shaped like the input images [B, 1, S, S]."""
         raise NotImplementedError
+
+
+class HiddenHeads(LatentModel):
+    """An MLP's layout: `hidden` features with `mean` and `logvar` heads, and a `decoder`."""
+
+    def encode(self, x: torch.Tensor) -> Posterior:
+        h = self.hidden(x)
+        return self.posterior(self.mean(h), self.logvar(h))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
 
 
 def keras_init(module: nn.Module) -> None:

@@ -2,22 +2,24 @@
 
 Encoder: Dense(256, relu), then Dense(latent) for the mean and Dense(latent) for the
 log-variance. Decoder: Dense(256, relu), Dense(784) (sigmoid in the tutorial; logits here).
+
+With hidden_dim 400 and latent_dim 40 it is also the MLP of pythae's reproducibility
+table for the VAE on statically binarized MNIST (89.78 nats at k = 200).
 """
 
 from __future__ import annotations
 
-import torch
 from pydantic import Field
 from torch import nn
 
-from vaelab.models.base import LatentModel, Posterior, VariationalConfig, keras_init
+from vaelab.models.base import HiddenHeads, VariationalConfig, keras_init
 
 
 class MLPConfig(VariationalConfig):
     hidden_dim: int = Field(default=256, ge=1)
 
 
-class MLPVAE(LatentModel):
+class MLPVAE(HiddenHeads):
     Config = MLPConfig
 
     def __init__(self, config: MLPConfig, image_size: int = 28):
@@ -36,10 +38,3 @@ class MLPVAE(LatentModel):
             nn.Unflatten(1, (1, image_size, image_size)),
         )
         keras_init(self)
-
-    def encode(self, x: torch.Tensor) -> Posterior:
-        h = self.hidden(x)
-        return self.posterior(self.mean(h), self.logvar(h))
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
