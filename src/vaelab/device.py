@@ -1,12 +1,19 @@
 """Choose where tensors live: cuda, then mps, then cpu for `auto`; clear errors otherwise.
 
-Also tunes the host for the many short-lived tensors of training (see keep_freed_memory).
+On a machine with several GPUs each process claims one that no other vaelab process holds
+(claim_gpu), so that `dvc queue start -j N` spreads N experiments over N GPUs with no
+setting per worker. Also tunes the host for the many short-lived tensors of training (see
+keep_freed_memory).
 """
 
 from __future__ import annotations
 
 import ctypes
+import fcntl
+import os
 import platform
+import tempfile
+from pathlib import Path
 
 import torch
 
@@ -39,13 +46,79 @@ def keep_freed_memory() -> bool:
     )
 
 
-def resolve_device(name: str, threads: int = 0) -> torch.device:
+# The folder of per-GPU lock files, shared by every vaelab process on the machine (queue
+# workers run in separate copies of the repository, so it cannot live in one of them).
+GPU_LOCKS_ENV = "VAELAB_GPU_LOCKS"
+_held: list[int] = []  # open lock files, kept open for the life of the process
+
+
+def gpu_locks_folder() -> Path:
+    folder = Path(os.environ.get(GPU_LOCKS_ENV) or Path(tempfile.gettempdir()) / "vaelab-gpus")
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        try:  # like /tmp itself: every user's runs can claim, none can remove another's lock
+            folder.chmod(0o1777)
+        except OSError:
+            pass
+    return folder
+
+
+def claim_gpu(keys: list[str], folder: Path | None = None) -> tuple[int, bool]:
+    """Claim the first GPU that no other process holds: (its index in `keys`, True).
+
+    The claim is an flock on the GPU's lock file, held as long as this process lives: the
+    kernel releases it when the process ends in any way, kill -9 included, so no stale
+    claim outlives a stage. When every GPU is held, the processes share them: (an index
+    spread by process id, False).
+    """
+    folder = folder or gpu_locks_folder()
+    for index, key in enumerate(keys):
+        fd = os.open(folder / f"gpu-{key}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held by another process
+            os.close(fd)
+            continue
+        _held.append(fd)
+        return index, True
+    return os.getpid() % len(keys), False
+
+
+def _gpu_keys(count: int) -> list[str]:
+    """Names that stay the same whatever CUDA_VISIBLE_DEVICES renumbers: the GPUs' UUIDs."""
+    try:
+        return [str(torch.cuda.get_device_properties(i).uuid) for i in range(count)]
+    except Exception:  # an older torch or a simulated device: the visible index
+        return [str(i) for i in range(count)]
+
+
+_claimed: torch.device | None = None
+
+
+def _cuda(local_rank: int | None) -> torch.device:
+    """Under torchrun, the rank's own GPU; otherwise one claimed for this process."""
+    global _claimed
+    if local_rank is not None:
+        return torch.device("cuda", local_rank)
+    count = torch.cuda.device_count()
+    if count <= 1:
+        return torch.device("cuda")
+    if _claimed is None:
+        index, _ = claim_gpu(_gpu_keys(count))
+        _claimed = torch.device("cuda", index)
+        torch.cuda.set_device(_claimed)  # so that a bare "cuda" anywhere means this GPU too
+    return _claimed
+
+
+def resolve_device(name: str, threads: int = 0, local_rank: int | None = None) -> torch.device:
+    """The device for `name`; `local_rank` is torchrun's, which picks the GPU instead of a
+    claim."""
     keep_freed_memory()
     if threads:
         torch.set_num_threads(threads)
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return _cuda(local_rank)
         return torch.device("mps") if _mps_available() else torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
         build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"
@@ -60,7 +133,7 @@ def resolve_device(name: str, threads: int = 0) -> torch.device:
         )
     if name not in ("cpu", "cuda", "mps"):
         raise ParamsError(f"device = {name!r} is invalid: allowed values are auto, cpu, cuda, mps")
-    return torch.device(name)
+    return _cuda(local_rank) if name == "cuda" else torch.device(name)
 
 
 def describe(device: torch.device) -> str:

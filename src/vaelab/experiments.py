@@ -34,6 +34,9 @@ class TrainingSpec(Knobs):
     amp: bool = False  # bf16 autocast for the training step
     # torch.compile of the training objective; reduce-overhead adds CUDA graphs on a GPU
     compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"
+    # ranks of one data-parallel training under torchrun (vaelab.distributed); 1 trains in
+    # the stage's own process. The results match 1 process's up to float summation order.
+    processes: int = Field(default=1, ge=1)
 
 
 class ExperimentSpec(TrainingSpec):
