@@ -1,7 +1,7 @@
 """Choose where tensors live: cuda, then mps, then cpu for `auto`; clear errors otherwise.
 
 On a machine with several GPUs each process claims one that no other vaelab process holds
-(claim_gpu), so that `dvc queue start -j N` spreads N experiments over N GPUs with no
+(vaelab.gpu_claim), so that `dvc queue start -j N` spreads N experiments over N GPUs with no
 setting per worker. Also tunes the host for the many short-lived tensors of training (see
 keep_freed_memory).
 """
@@ -9,15 +9,12 @@ keep_freed_memory).
 from __future__ import annotations
 
 import ctypes
-import fcntl
-import os
 import platform
-import tempfile
-from pathlib import Path
 
 import torch
 
 from vaelab.errors import ParamsError
+from vaelab.gpu_claim import claim_gpu
 
 
 def _mps_available() -> bool:
@@ -44,44 +41,6 @@ def keep_freed_memory() -> bool:
         libc.mallopt(_M_MMAP_THRESHOLD, _KEEP_UP_TO)
         and libc.mallopt(_M_TRIM_THRESHOLD, _KEEP_UP_TO)
     )
-
-
-# The folder of per-GPU lock files, shared by every vaelab process on the machine (queue
-# workers run in separate copies of the repository, so it cannot live in one of them).
-GPU_LOCKS_ENV = "VAELAB_GPU_LOCKS"
-_held: list[int] = []  # open lock files, kept open for the life of the process
-
-
-def gpu_locks_folder() -> Path:
-    folder = Path(os.environ.get(GPU_LOCKS_ENV) or Path(tempfile.gettempdir()) / "vaelab-gpus")
-    if not folder.is_dir():
-        folder.mkdir(parents=True, exist_ok=True)
-        try:  # like /tmp itself: every user's runs can claim, none can remove another's lock
-            folder.chmod(0o1777)
-        except OSError:
-            pass
-    return folder
-
-
-def claim_gpu(keys: list[str], folder: Path | None = None) -> tuple[int, bool]:
-    """Claim the first GPU that no other process holds: (its index in `keys`, True).
-
-    The claim is an flock on the GPU's lock file, held as long as this process lives: the
-    kernel releases it when the process ends in any way, kill -9 included, so no stale
-    claim outlives a stage. When every GPU is held, the processes share them: (an index
-    spread by process id, False).
-    """
-    folder = folder or gpu_locks_folder()
-    for index, key in enumerate(keys):
-        fd = os.open(folder / f"gpu-{key}.lock", os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # held by another process
-            os.close(fd)
-            continue
-        _held.append(fd)
-        return index, True
-    return os.getpid() % len(keys), False
 
 
 def _gpu_keys(count: int) -> list[str]:
