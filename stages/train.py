@@ -9,7 +9,6 @@ from typing import Annotated
 
 import torch
 import typer
-from dvclive import Live
 
 from vaelab import distributed
 from vaelab.atomic import ensure_writable_dir, remove_stale_temporaries
@@ -69,6 +68,8 @@ def main(
         checkpoint = Checkpoint(out / "checkpoint.pt", fingerprint(spec, meta, limit))
         # only rank 0 reads it: the other ranks may sit on nodes that cannot see the file
         resumed = distributed.broadcast(checkpoint.load(), ranks)
+        from dvclive import Live  # here, not above: only rank 0 logs, and it is slow to import
+
         with Live(dir=str(live), save_dvc_exp=False, dvcyaml=None, report=None) as logger:
             # how many ranks trained it, also when torchrun was started by hand
             flat = {**spec.flat(), "processes": ranks.world}
