@@ -161,6 +161,10 @@ def peers_watched(ranks: Ranks, where: str):
     """A collective that fails because another rank died becomes one line, not a trace."""
     try:
         yield
+    except KeyboardInterrupt:
+        if os.environ.get(AGENT_REPORTS):  # the agent was stopped too and says so once
+            raise SystemExit(130) from None
+        raise
     except (RuntimeError, dist.DistError) as exc:
         if not ranks.distributed:
             raise
@@ -177,11 +181,14 @@ def launch(processes: int, where: str) -> None:
     """Run this same command as `processes` ranks under torchrun's elastic agent, on this
     machine (what `torchrun --standalone --nproc-per-node N` does), and turn a dead rank
     into one line instead of the agent's report."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     # The agent's progress messages and its failure report would bury the one line below.
-    logging.getLogger("torch.distributed").setLevel(logging.CRITICAL)
+    for logger in list(logging.root.manager.loggerDict):
+        if logger.startswith("torch.distributed"):
+            logging.getLogger(logger).setLevel(logging.CRITICAL)
     config = LaunchConfig(
         min_nodes=1,
         max_nodes=1,
@@ -195,6 +202,8 @@ def launch(processes: int, where: str) -> None:
     os.environ[AGENT_REPORTS] = "1"
     try:
         elastic_launch(config, sys.executable)(*sys.argv)
+    except SignalException:  # Ctrl-C or SIGTERM: the agent has stopped the ranks
+        raise KeyboardInterrupt from None
     except ChildFailedError as exc:
         # the rank that failed first, not those that lost it (PeerLost) or that the agent
         # then stopped (SIGTERM)
