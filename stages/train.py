@@ -52,10 +52,11 @@ def main(
     train_x = load_split(data, "train", limit).images.to(device)
     test_x = load_split(data, "test", limit).images.to(device)
     check_batch_fits(spec, name, len(train_x))
-    with distributed.process_group(ranks, device):
+    # a rank that dies makes the others' next collective fail: one line, not a traceback
+    watched = distributed.peers_watched(ranks, f"experiments.{name}")
+    with watched, distributed.process_group(ranks, device):
         if not ranks.main:
-            with distributed.peers_watched(ranks, f"experiments.{name}"):
-                train(spec, name, train_x, test_x, None, distributed.broadcast(None, ranks), ranks)
+            train(spec, name, train_x, test_x, None, distributed.broadcast(None, ranks), ranks)
             return
         out, live = ensure_writable_dir(out), ensure_writable_dir(live)
         remove_stale_temporaries(out)
@@ -75,8 +76,7 @@ def main(
             flat = {**spec.flat(), "processes": ranks.world}
             logger.log_params({"experiment": name, "device": device.type, **flat})
             log = EpochLog(name, spec.epochs, test_x, checkpoint, logger, resumed)
-            with distributed.peers_watched(ranks, f"experiments.{name}"):
-                state = train(spec, name, train_x, test_x, log, resumed, ranks)
+            state = train(spec, name, train_x, test_x, log, resumed, ranks)
             experiment = {
                 "name": name,
                 **flat,

@@ -14,8 +14,10 @@ its plain keys, so model.pt and checkpoints are the same whatever the process co
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
 import sys
 import uuid
 from contextlib import contextmanager
@@ -96,6 +98,24 @@ class Share:
         return loss * ((self.stop - self.start) / self.rows)
 
 
+class CollectiveFailed(Exception):
+    """A collective failed, which in a run that worked so far means another rank is gone."""
+
+
+def _collective(func):
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (RuntimeError, dist.DistError) as exc:  # gloo raises plain RuntimeErrors
+            # "[.../gloo/transport/tcp/pair.cc:545] Read error ...: Connection reset by peer."
+            text = re.sub(r"^\[[^\]]*\]\s*", "", str(exc).strip().split("\n")[0])
+            raise CollectiveFailed(text.split(". ")[0].rstrip(".")) from None
+
+    return wrapper
+
+
+@_collective
 def all_reduce_gradients(model: torch.nn.Module) -> None:
     """Sum every parameter's gradient over the ranks, in one flat message."""
     grads = [p.grad for p in model.parameters() if p.grad is not None]
@@ -107,6 +127,7 @@ def all_reduce_gradients(model: torch.nn.Module) -> None:
         offset += g.numel()
 
 
+@_collective
 def all_reduce_(tensor: torch.Tensor) -> torch.Tensor:
     dist.all_reduce(tensor)
     return tensor
@@ -137,6 +158,7 @@ def process_group(ranks: Ranks, device: torch.device):
         dist.destroy_process_group()
 
 
+@_collective
 def broadcast(value, ranks: Ranks):
     """Rank 0's `value` on every rank (a resumed checkpoint: other nodes may not see it)."""
     if not ranks.distributed:
@@ -165,14 +187,11 @@ def peers_watched(ranks: Ranks, where: str):
         if os.environ.get(AGENT_REPORTS):  # the agent was stopped too and says so once
             raise SystemExit(130) from None
         raise
-    except (RuntimeError, dist.DistError) as exc:
-        if not ranks.distributed:
-            raise
+    except CollectiveFailed as exc:
         if os.environ.get(AGENT_REPORTS):
             raise SystemExit(PeerLost.exit_code) from None
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise PeerLost(
-            f"{where}: rank {ranks.rank} lost its peers ({first}); the checkpoint of the last "
+            f"{where}: rank {ranks.rank} lost another rank ({exc}); the checkpoint of the last "
             "finished epoch is kept and the next run resumes from it"
         ) from None
 
