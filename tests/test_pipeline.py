@@ -11,7 +11,7 @@ import imageio.v3 as iio
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, dvc, git_commit, offline_project, stages_run
+from conftest import BIN, ROOT, dvc, git_commit, offline_project, stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -222,7 +222,16 @@ def test_queued_sweep_shows_each_experiment(pipeline):
             project,
             env,
         )
-    dvc(["queue", "start", "-j", "2"], project, env)
+    # not through dvc(): the workers it starts inherit its output pipes, so a captured run
+    # would return only once the whole queue is done, and the polling below saw nothing
+    subprocess.run(
+        [str(BIN / "dvc"), "queue", "start", "-j", "2"],
+        cwd=project,
+        env=dict(env, PATH=f"{BIN}:{env['PATH']}"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+    )
     status, most = wait_for_queue(project, env)
     assert status.count("Success") == 2, status
     assert most == 2, "the two experiments never ran at the same time"
