@@ -122,6 +122,11 @@ def test_shipped_params_are_valid():
         ),
         ("threads", -1, "threads = -1 is invalid: must be >= 0"),
         (
+            "experiments.cvae.processes",
+            0,
+            "experiments.cvae.processes = 0 is invalid: must be >= 1",
+        ),
+        (
             "experiments.ae_conv.objective",
             "mc_elbo",
             "experiments.ae_conv.objective = 'mc_elbo' is invalid for model 'ae_conv': "

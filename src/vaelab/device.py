@@ -1,6 +1,9 @@
 """Choose where tensors live: cuda, then mps, then cpu for `auto`; clear errors otherwise.
 
-Also tunes the host for the many short-lived tensors of training (see keep_freed_memory).
+On a machine with several GPUs each process claims one that no other vaelab process holds
+(vaelab.gpu_claim), so that `dvc queue start -j N` spreads N experiments over N GPUs with no
+setting per worker. Also tunes the host for the many short-lived tensors of training (see
+keep_freed_memory).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import platform
 import torch
 
 from vaelab.errors import ParamsError
+from vaelab.gpu_claim import claim_gpu
 
 
 def _mps_available() -> bool:
@@ -39,13 +43,41 @@ def keep_freed_memory() -> bool:
     )
 
 
-def resolve_device(name: str, threads: int = 0) -> torch.device:
+def _gpu_keys(count: int) -> list[str]:
+    """Names that stay the same whatever CUDA_VISIBLE_DEVICES renumbers: the GPUs' UUIDs."""
+    try:
+        return [str(torch.cuda.get_device_properties(i).uuid) for i in range(count)]
+    except Exception:  # an older torch or a simulated device: the visible index
+        return [str(i) for i in range(count)]
+
+
+_claimed: torch.device | None = None
+
+
+def _cuda(local_rank: int | None) -> torch.device:
+    """Under torchrun, the rank's own GPU; otherwise one claimed for this process."""
+    global _claimed
+    if local_rank is not None:
+        return torch.device("cuda", local_rank)
+    count = torch.cuda.device_count()
+    if count <= 1:
+        return torch.device("cuda")
+    if _claimed is None:
+        index, _ = claim_gpu(_gpu_keys(count))
+        _claimed = torch.device("cuda", index)
+        torch.cuda.set_device(_claimed)  # so that a bare "cuda" anywhere means this GPU too
+    return _claimed
+
+
+def resolve_device(name: str, threads: int = 0, local_rank: int | None = None) -> torch.device:
+    """The device for `name`; `local_rank` is torchrun's, which picks the GPU instead of a
+    claim."""
     keep_freed_memory()
     if threads:
         torch.set_num_threads(threads)
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return _cuda(local_rank)
         return torch.device("mps") if _mps_available() else torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
         build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"
@@ -60,7 +92,7 @@ def resolve_device(name: str, threads: int = 0) -> torch.device:
         )
     if name not in ("cpu", "cuda", "mps"):
         raise ParamsError(f"device = {name!r} is invalid: allowed values are auto, cpu, cuda, mps")
-    return torch.device(name)
+    return _cuda(local_rank) if name == "cuda" else torch.device(name)
 
 
 def describe(device: torch.device) -> str:

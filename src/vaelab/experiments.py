@@ -38,11 +38,16 @@ class TrainingSpec(Knobs):
     patience: int | None = Field(default=None, ge=1)  # stop after this many epochs without one
     # torch.compile of the training objective; reduce-overhead adds CUDA graphs on a GPU
     compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"
+    # ranks of one data-parallel training under torchrun (vaelab.distributed); 1 trains in
+    # the stage's own process. The results match 1 process's up to float summation order.
+    processes: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
     def _patience_needs_validation(self):
         if self.patience is not None and not self.validation:
             raise ValueError("patience needs a validation split: set validation (e.g. 10000)")
+        if self.processes > 1 and self.validation:
+            raise ValueError("processes > 1 does not yet support a validation split; use 1")
         return self
 
 

@@ -4,6 +4,10 @@ Batches are drawn by index from tensors already on the device, shuffled by a see
 generator, and a step never waits for the device: losses add up on the device and are
 checked for NaN every few hundred steps. Everything that is not training (checkpoints,
 logs, pictures) happens in the `on_epoch_end` hook the caller passes in.
+
+Under torchrun (`ranks`, see vaelab.distributed) each rank trains on its slice of every
+batch and the gradients are summed over the ranks; a single process takes none of those
+branches.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import torch
+from tqdm.auto import tqdm
 
+from vaelab.distributed import SINGLE, Ranks, Share, all_reduce_, all_reduce_gradients
 from vaelab.errors import ParamsError, TrainingDiverged
 from vaelab.experiments import ExperimentSpec
 from vaelab.models import LatentModel, build_model
@@ -115,17 +121,33 @@ class Totals:
         if terms.kl is not None:
             self.kl += terms.kl.detach().sum()
 
+    def all_reduce(self) -> None:
+        for value in vars(self).values():
+            all_reduce_(value)
+
     def means(self, count: int) -> dict[str, float]:
         return {key: (value / count).item() for key, value in vars(self).items()}
 
 
 def train_step(
-    state: TrainState, objective, x: torch.Tensor, autocast: AbstractContextManager
+    state: TrainState,
+    objective,
+    x: torch.Tensor,
+    autocast: AbstractContextManager,
+    share: Share | None = None,
 ) -> Terms:
-    with autocast:
-        terms = objective(state.model, x, state.noise)
-    state.optimizer.zero_grad(set_to_none=True)
-    terms.loss.backward()
+    """One optimizer step on `x`; with a `share`, x is this rank's slice of the batch."""
+    if share is None:
+        with autocast:
+            terms = objective(state.model, x, state.noise)
+        state.optimizer.zero_grad(set_to_none=True)
+        terms.loss.backward()
+    else:
+        with autocast:
+            terms = objective(state.model, x, share)  # the share hands out the batch's noise
+        state.optimizer.zero_grad(set_to_none=True)
+        share.scale(terms.loss).backward()
+        all_reduce_gradients(state.model)
     state.optimizer.step()
     return terms
 
@@ -137,6 +159,7 @@ def train_epoch(
     spec: ExperimentSpec,
     name: str,
     dynamic: bool = False,
+    ranks: Ranks = SINGLE,
 ) -> dict[str, float]:
     """One pass over `images` in a fresh seeded order; returns per-image mean terms.
 
@@ -150,19 +173,33 @@ def train_epoch(
     totals = Totals.zeros(device)
     order = torch.randperm(len(images), generator=state.shuffle).to(device)
     epoch, checked = state.epoch + 1, 0
-    with bar(total=steps, desc=f"{name} epoch {epoch}/{spec.epochs}", unit="step") as progress:
+    desc = f"{name} epoch {epoch}/{spec.epochs}"
+    # one bar for the run, not one per rank
+    progress_bar = bar(total=steps, desc=desc, unit="step") if ranks.main else tqdm(disable=True)
+    with progress_bar as progress:
         for step in range(steps):
-            x = images[order[step * spec.batch_size : (step + 1) * spec.batch_size]]
-            if dynamic:
-                x = torch.bernoulli(x, generator=state.binarizer)
-            terms = train_step(state, objective, x, autocast)
-            step_losses[step] = terms.loss.detach()
-            totals.add(terms, len(x))
+            batch = order[step * spec.batch_size : (step + 1) * spec.batch_size]
+            if not ranks.distributed:
+                x = images[batch]
+                if dynamic:
+                    x = torch.bernoulli(x, generator=state.binarizer)
+                terms = train_step(state, objective, x, autocast)
+                step_losses[step] = terms.loss.detach()
+                totals.add(terms, len(x))
+            else:  # dynamic binarization is refused with processes > 1 (see the train stage)
+                share = ranks.share(len(batch), state.noise)
+                x = images[batch[share.start : share.stop]]
+                terms = train_step(state, objective, x, autocast, share)
+                step_losses[step] = share.scale(terms.loss).detach()  # summed in the check
+                if len(x):
+                    totals.add(terms, len(x))
             progress.update(1)
             if (step + 1) % FINITE_CHECK_EVERY == 0 or step + 1 == steps:
-                _check_finite(step_losses, checked, step + 1, name, epoch)
+                _check_finite(step_losses, checked, step + 1, name, epoch, ranks)
                 checked = step + 1
                 progress.set_postfix(loss=f"{step_losses[step].item():.3f}")
+    if ranks.distributed:
+        totals.all_reduce()
     return totals.means(len(images))
 
 
@@ -194,12 +231,14 @@ def train(
     on_epoch_end: EpochEndHook | None = None,
     resume: dict | None = None,
     dynamic: bool = False,
+    ranks: Ranks = SINGLE,
 ) -> TrainState:
     """Train experiment `name` on images already on their device, from `resume` if given.
 
     Each epoch is scored on `eval_images`: the validation split when the experiment holds
     one out (its records say `val/`, and the best epoch's weights are the model returned),
-    else the test split, as the reference tutorials do.
+    else the test split, as the reference tutorials do. Under torchrun every rank calls
+    this; rank 0 alone evaluates and runs `on_epoch_end`.
     """
     check_batch_fits(spec, name, len(train_images))
     state = initial_state(spec, train_images.shape[-1], train_images.device)
@@ -214,11 +253,13 @@ def train(
             epoch_objective = objective_for(spec.objective, spec.objective_knobs, state.epoch + 1)
             step_objective = _compiled(epoch_objective, spec)
         started = time.perf_counter()
-        train_means = train_epoch(state, train_images, step_objective, spec, name, dynamic)
+        train_means = train_epoch(state, train_images, step_objective, spec, name, dynamic, ranks)
         seconds = time.perf_counter() - started
         if not state.model.variational:
             del train_means["kl"]
-        eval_means = eval_epoch(state.model, eval_images, scored, spec.objective)
+        eval_means = {}
+        if ranks.main:
+            eval_means = eval_epoch(state.model, eval_images, scored, spec.objective)
         state.epoch += 1
         state.seconds += seconds
         record = {
@@ -228,9 +269,9 @@ def train(
             "epoch_seconds": seconds,
         }
         state.history.append(record)
-        if spec.validation:
+        if spec.validation:  # single process only: experiments refuse it with processes > 1
             state.keep_if_best(eval_means.get("elbo_mc", -eval_means["loss"]))
-        if on_epoch_end is not None:
+        if on_epoch_end is not None and ranks.main:
             on_epoch_end(state, record)
     if spec.validation:
         state.model.load_state_dict(state.best_weights)
@@ -249,8 +290,13 @@ def _out_of_patience(state: TrainState, spec: ExperimentSpec) -> bool:
     return spec.patience is not None and state.epoch - state.best_epoch >= spec.patience
 
 
-def _check_finite(step_losses: torch.Tensor, start: int, stop: int, name: str, epoch: int) -> None:
+def _check_finite(
+    step_losses: torch.Tensor, start: int, stop: int, name: str, epoch: int, ranks: Ranks = SINGLE
+) -> None:
     window = step_losses[start:stop]
+    if ranks.distributed:
+        # the ranks' parts sum to each step's batch loss, so all ranks judge the same numbers
+        all_reduce_(window)
     finite = torch.isfinite(window)
     if bool(finite.all()):
         return

@@ -57,9 +57,13 @@ class Posterior:
         """z = mean + exp(logvar / 2) * eps, the reparameterisation trick."""
         if self.logvar is None:
             return self.mean
-        eps = torch.randn(
-            self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype
-        )
+        if hasattr(generator, "noise_like"):
+            # a torchrun rank's slice of its batch's noise (vaelab.distributed.Share)
+            eps = generator.noise_like(self.mean)
+        else:
+            eps = torch.randn(
+                self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype
+            )
         return self.mean + torch.exp(0.5 * self.logvar) * eps
 
 
