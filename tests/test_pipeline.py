@@ -173,6 +173,91 @@ def test_changing_one_experiment_reruns_only_its_stages(pipeline):
     assert set(changed) <= {cvae, f"{FOLDER}/cvae/train/metrics.json"}
 
 
+def git(*args, cwd=None, env=None):
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def shared(template, tmp_path_factory):
+    """The template's run shared as a team would: its commit in a bare git remote `origin`,
+    its data and models pushed to the default DVC remote. That remote's URL in .dvc/config
+    is `~/vaelab-storage`, so the commands here run with a home folder of their own."""
+    source, env, _ = template
+    root = tmp_path_factory.mktemp("shared")
+    home = root / "home"
+    home.mkdir()
+    (home / ".gitconfig").write_text(
+        "[user]\n\tname = vaelab-tests\n\temail = tests@vaelab.invalid\n"
+    )
+    env = dict(env, HOME=str(home))
+    origin = root / "origin.git"
+    git("init", "-q", "--bare", "-b", "main", str(origin), env=env)
+    project = root / "project"
+    shutil.copytree(source, project, symlinks=True)
+    git("remote", "add", "origin", str(origin), cwd=project, env=env)
+    dvc(["push"], project, env)
+    git("push", "-q", "origin", "main", cwd=project, env=env)
+    return origin, env, home / "vaelab-storage"
+
+
+def clone(origin: Path, dest: Path, env: dict, pull: bool = True) -> Path:
+    """A new machine: `git clone`, then `dvc pull` from the default remote."""
+    git("clone", "-q", str(origin), str(dest), env=env)
+    if pull:
+        dvc(["pull"], dest, env)
+    return dest
+
+
+def test_a_fresh_clone_pulls_the_run_and_is_up_to_date(shared, tmp_path):
+    from vaelab.model_file import load_model
+
+    origin, env, storage = shared
+    assert (storage / "files/md5").is_dir()
+    project = clone(origin, tmp_path / "clone", env)
+    # up to date: `dvc repro` would run nothing, and nothing retrains
+    assert json.loads(dvc(["status", "--json"], project, env).stdout) == {}
+    for name in EXPERIMENTS:
+        assert load_model(project / "models" / name / "model.pt").experiment["name"] == name
+    assert (project / "reports/experiments/cvae/samples.png").stat().st_size > 0
+
+
+def test_a_registered_model_artifact_is_fetched_and_loaded(shared, tmp_path):
+    """`gto register` versions it; `dvc artifacts get` fetches it by name from git and the
+    DVC remote; `load_model` rebuilds it from its own config."""
+    from vaelab.model_file import load_model
+
+    origin, env, _ = shared
+    project = clone(origin, tmp_path / "clone", env, pull=False)
+    registered = subprocess.run(
+        [str(Path(sys.executable).parent / "gto"), "register", "models:cvae", "--push"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert registered.returncode == 0, registered.stdout + registered.stderr
+    dvc(["artifacts", "get", str(origin), "models:cvae", "-o", "cvae.pt"], tmp_path, env)
+    saved = load_model(tmp_path / "cvae.pt")
+    assert saved.experiment["name"] == "cvae" and saved.model.config.latent_dim == 2
+
+
+def experiments_shown(project, env) -> dict[str, dict]:
+    """Every named experiment in `dvc exp show --json`, name -> its `data`."""
+    found = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("name") and isinstance(node.get("data"), dict):
+                found[node["name"]] = node["data"]
+            node = list(node.values())
+        if isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(json.loads(dvc(["exp", "show", "--json"], project, env).stdout))
+    return found
+
+
 def find_experiment(node, name):
     """The `data` of experiment `name` anywhere in `dvc exp show --json` output."""
     if isinstance(node, dict):
@@ -249,6 +334,87 @@ def test_queued_sweep_shows_each_experiment(pipeline):
         assert cvae_params["latent_dim"] == latent_dim
         elbos[latent_dim] = metrics["elbo"]["mc_1sample_nats"]
     assert elbos[5] != elbos[6]
+
+
+def test_a_sweep_split_over_two_machines_meets_in_a_third_clone(shared, tmp_path):
+    """Two machines each queue and run their share of a latent-size sweep at the same time
+    and `dvc exp push`; a third clone `dvc exp pull`s both, sees their metrics in
+    `dvc exp show`, applies one and `dvc pull`s its model and pictures."""
+    from vaelab.model_file import load_model
+
+    origin, env, _ = shared
+    shares = {5: clone(origin, tmp_path / "m1", env), 6: clone(origin, tmp_path / "m2", env)}
+    for latent_dim, machine in shares.items():
+        dvc(
+            [
+                "exp",
+                "run",
+                "--queue",
+                "-n",
+                f"latent-{latent_dim}",
+                "-S",
+                f"experiments.cvae.latent_dim={latent_dim}",
+            ],
+            machine,
+            env,
+        )
+        dvc(["queue", "start"], machine, env)
+    for machine in shares.values():
+        status, _ = wait_for_queue(machine, env)
+        assert status.count("Success") == 1, status
+        dvc(["exp", "push", "origin"], machine, env)
+
+    third = clone(origin, tmp_path / "m3", env, pull=False)
+    dvc(["exp", "pull", "origin"], third, env)
+    shown = experiments_shown(third, env)
+    elbos = {}
+    for latent_dim in shares:
+        data = shown[f"latent-{latent_dim}"]
+        metrics = data["metrics"][f"{FOLDER}/cvae/metrics.json"]["data"]
+        assert metrics["latent"]["dims"] == latent_dim
+        cvae_params = data["params"]["params.yaml"]["data"]["experiments"]["cvae"]
+        assert cvae_params["latent_dim"] == latent_dim
+        elbos[latent_dim] = metrics["elbo"]["mc_1sample_nats"]
+    assert elbos[5] != elbos[6]
+
+    # the README's one-line grid queues one experiment per value
+    dvc(["exp", "run", "--queue", "-S", "experiments.cvae.latent_dim=7,8"], third, env)
+    assert dvc(["queue", "status"], third, env).stdout.count("Queued") == 2
+    dvc(["queue", "remove", "--queued"], third, env)
+
+    dvc(["exp", "apply", "latent-6"], third, env)
+    dvc(["pull"], third, env)
+    assert json.loads(dvc(["status", "--json"], third, env).stdout) == {}
+    assert load_model(third / "models/cvae/model.pt").model.config.latent_dim == 6
+    assert (third / f"{FOLDER}/cvae/manifold_quantiles.png").stat().st_size > 0
+
+
+def tree_digest(*folders: Path) -> dict[str, str]:
+    import hashlib
+
+    return {
+        str(path): hashlib.sha256(path.read_bytes()).hexdigest()
+        for folder in folders
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_a_push_to_an_unreachable_remote_is_one_line_and_changes_nothing(shared, tmp_path):
+    origin, env, _ = shared
+    project = clone(origin, tmp_path / "clone", env)
+    # a path under a plain file: a network share that is not mounted, say
+    (tmp_path / "not-mounted").write_text("")
+    gone = tmp_path / "not-mounted/vaelab-storage"
+    dvc(["remote", "modify", "--local", "storage", "url", str(gone)], project, env)
+    folders = [project / "data", project / "models", project / "reports", project / ".dvc/cache"]
+    before = tree_digest(*folders)
+    push = dvc(["push"], project, env, check=False)
+    assert push.returncode != 0
+    errors = [line for line in (push.stdout + push.stderr).splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and str(tmp_path / "not-mounted") in errors[0], errors
+    assert tree_digest(*folders) == before
+    assert json.loads(dvc(["status", "--json"], project, env).stdout) == {}
 
 
 def test_pr_report_script_compares_base_and_head(pipeline):
