@@ -51,7 +51,8 @@ def test_reference003_flattens_to_2048_features():
     assert model.body.features(torch.zeros(1, 1, 32, 32)).shape == (1, 2048)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+# vamp_mlp follows its paper's He initialisation instead
+@pytest.mark.parametrize("name", ["cvae", "vae_mlp", "ae_conv", "vae_conv", "iwae_mlp"])
 def test_keras_initialisation(name):
     torch.manual_seed(0)
     model = build_model(name, 32, latent_dim=2)

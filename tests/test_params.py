@@ -164,21 +164,22 @@ def test_misspelt_key_suggests_the_right_one():
             "experiments.cvae.hidden_dim",
             128,
             "experiments.cvae.hidden_dim: not used by model 'cvae' (takes latent_dim, "
-            "logvar_clamp) nor objective 'mc_elbo' (takes nothing); it is a key of model 'vae_mlp'",
+            "logvar_clamp, prior, pseudo_inputs) nor objective 'mc_elbo' (takes nothing); it is "
+            "a key of model 'vae_mlp', 'iwae_mlp', 'vamp_mlp'",
         ),
         (
             "experiments.cvae.recon_weight",
             784,
             "experiments.cvae.recon_weight: not used by model 'cvae' (takes latent_dim, "
-            "logvar_clamp) nor objective 'mc_elbo' (takes nothing); it is a key of objective "
-            "'weighted'",
+            "logvar_clamp, prior, pseudo_inputs) nor objective 'mc_elbo' (takes nothing); it is "
+            "a key of objective 'weighted'",
         ),
         (
             "experiments.ae_conv.logvar_clamp",
             5.0,
             "experiments.ae_conv.logvar_clamp: not used by model 'ae_conv' (takes latent_dim) nor "
-            "objective 'bce' (takes nothing); it is a key of model 'cvae' and model 'vae_mlp' and "
-            "model 'vae_conv'",
+            "objective 'bce' (takes nothing); it is a key of model 'cvae', 'vae_mlp', 'vae_conv', "
+            "'iwae_mlp', 'vamp_mlp'",
         ),
     ],
 )

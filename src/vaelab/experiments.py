@@ -112,8 +112,10 @@ def _misplaced(where: str, key: str, model_name: str, objective_name: str) -> st
     """An unknown key: a knob of another model or objective, or a misspelling."""
     model_keys = MODELS[model_name].Config.keys()
     objective_keys = OBJECTIVES[objective_name].Knobs.keys()
-    owners = [f"model {n!r}" for n, m in MODELS.items() if key in m.Config.keys()]
-    owners += [f"objective {n!r}" for n, o in OBJECTIVES.items() if key in o.Knobs.keys()]
+    models = [repr(n) for n, m in MODELS.items() if key in m.Config.keys()]
+    objectives = [repr(n) for n, o in OBJECTIVES.items() if key in o.Knobs.keys()]
+    owners = [f"model {', '.join(models)}"] if models else []
+    owners += [f"objective {', '.join(objectives)}"] if objectives else []
     if owners:
         return (
             f"{where}.{key}: not used by model {model_name!r} (takes "
