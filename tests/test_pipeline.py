@@ -134,12 +134,13 @@ def test_touching_a_module_marks_only_the_stages_that_import_it(pipeline):
     from test_stage_deps import STAGES, loaded_code, script_of
 
     project, env, _ = pipeline
-    assert json.loads(dvc(["status", "--json"], project, env).stdout) == {}
+    references = ["status", "--json", "dvc.yaml"]  # the literature track has not run here
+    assert json.loads(dvc(references, project, env).stdout) == {}
     for module in ("src/vaelab/visual.py", "src/vaelab/evaluation.py", "src/vaelab/grids.py"):
         path = project / module
         original = path.read_text()
         path.write_text(original + "\n# touched\n")
-        stale = set(json.loads(dvc(["status", "--json"], project, env).stdout))
+        stale = set(json.loads(dvc(references, project, env).stdout))
         path.write_text(original)
         importers = {name for name in STAGES if module in loaded_code(script_of(name))}
         expected = {
@@ -204,7 +205,8 @@ def clone(origin: Path, dest: Path, env: dict, pull: bool = True) -> Path:
     """A new machine: `git clone`, then `dvc pull` from the default remote."""
     git("clone", "-q", str(origin), str(dest), env=env)
     if pull:
-        dvc(["pull"], dest, env)
+        # the references' pipeline: the literature track's outputs were never pushed here
+        dvc(["pull", "dvc.yaml"], dest, env)
     return dest
 
 
@@ -215,7 +217,7 @@ def test_a_fresh_clone_pulls_the_run_and_is_up_to_date(shared, tmp_path):
     assert (storage / "files/md5").is_dir()
     project = clone(origin, tmp_path / "clone", env)
     # up to date: `dvc repro` would run nothing, and nothing retrains
-    assert json.loads(dvc(["status", "--json"], project, env).stdout) == {}
+    assert json.loads(dvc(["status", "--json", "dvc.yaml"], project, env).stdout) == {}
     for name in EXPERIMENTS:
         assert load_model(project / "models" / name / "model.pt").experiment["name"] == name
     assert (project / "reports/experiments/cvae/samples.png").stat().st_size > 0
@@ -383,8 +385,8 @@ def test_a_sweep_split_over_two_machines_meets_in_a_third_clone(shared, tmp_path
     dvc(["queue", "remove", "--queued"], third, env)
 
     dvc(["exp", "apply", "latent-6"], third, env)
-    dvc(["pull"], third, env)
-    assert json.loads(dvc(["status", "--json"], third, env).stdout) == {}
+    dvc(["pull", "dvc.yaml"], third, env)
+    assert json.loads(dvc(["status", "--json", "dvc.yaml"], third, env).stdout) == {}
     assert load_model(third / "models/cvae/model.pt").model.config.latent_dim == 6
     assert (third / f"{FOLDER}/cvae/manifold_quantiles.png").stat().st_size > 0
 
@@ -409,12 +411,12 @@ def test_a_push_to_an_unreachable_remote_is_one_line_and_changes_nothing(shared,
     dvc(["remote", "modify", "--local", "storage", "url", str(gone)], project, env)
     folders = [project / "data", project / "models", project / "reports", project / ".dvc/cache"]
     before = tree_digest(*folders)
-    push = dvc(["push"], project, env, check=False)
+    push = dvc(["push", "dvc.yaml"], project, env, check=False)
     assert push.returncode != 0
     errors = [line for line in (push.stdout + push.stderr).splitlines() if "ERROR" in line]
     assert len(errors) == 1 and str(tmp_path / "not-mounted") in errors[0], errors
     assert tree_digest(*folders) == before
-    assert json.loads(dvc(["status", "--json"], project, env).stdout) == {}
+    assert json.loads(dvc(["status", "--json", "dvc.yaml"], project, env).stdout) == {}
 
 
 def test_pr_report_script_compares_base_and_head(pipeline):

@@ -38,6 +38,9 @@ def user_errors(func: Callable) -> Callable:
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+        # A shell's background job inherits SIGINT ignored; Ctrl-C must still interrupt
+        # cleanly however the stage was started.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             return func(*args, **kwargs)
         except VaelabError as exc:
