@@ -39,6 +39,26 @@ def pipeline(template, tmp_path):
     return project, env, first
 
 
+# the stages that run once per experiment: dvc.yaml's foreach over `experiments`
+PER_EXPERIMENT = tuple(
+    name
+    for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items()
+    if stage.get("foreach") == "${experiments}"
+)
+
+
+def experiment_stages(name: str) -> set[str]:
+    """What a change to experiment `name` alone must rerun: its own stages, and the report."""
+    return {f"{stage}@{name}" for stage in PER_EXPERIMENT} | {"report"}
+
+
+def edit_params(project: Path, change) -> None:
+    """Apply `change` to the project's params.yaml, as a user editing it would."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    change(params)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 def test_repro_runs_every_stage_and_writes_every_output(template):
     project, _, first = template
     assert len(stages_run(first.stdout)) == 2 + len(PREPARED) + len(EXPERIMENTS) * 4 + 1
@@ -109,17 +129,12 @@ def test_metrics_and_plots_show_every_experiment(template):
 
 def test_a_new_experiment_is_one_params_entry(pipeline):
     project, env, _ = pipeline
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["experiments"]["cvae_wide"] = {**params["experiments"]["cvae"], "latent_dim": 3}
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    edit_params(
+        project,
+        lambda p: p["experiments"].update(cvae_wide={**p["experiments"]["cvae"], "latent_dim": 3}),
+    )
     run = dvc(["repro"], project, env)
-    assert stages_run(run.stdout) == {
-        "train@cvae_wide",
-        "evaluate@cvae_wide",
-        "embed@cvae_wide",
-        "render@cvae_wide",
-        "report",
-    }
+    assert stages_run(run.stdout) == experiment_stages("cvae_wide")
     shown = json.loads(dvc(["metrics", "show", "--json"], project, env).stdout)
     metrics = next(iter(shown.values()))["data"][f"{FOLDER}/cvae_wide/metrics.json"]["data"]
     assert metrics["latent"]["dims"] == 3
@@ -144,26 +159,16 @@ def test_touching_a_module_marks_only_the_stages_that_import_it(pipeline):
         path.write_text(original)
         importers = {name for name in STAGES if module in loaded_code(script_of(name))}
         expected = {
-            f"{name}@{key}" if name in ("train", "evaluate", "embed", "render") else name
-            for name in importers
-            for key in (EXPERIMENTS if name in ("train", "evaluate", "embed", "render") else [""])
-        }
-        assert importers and stale == {e.removesuffix("@") for e in expected}, module
+            f"{name}@{key}" for name in importers & set(PER_EXPERIMENT) for key in EXPERIMENTS
+        } | (importers - set(PER_EXPERIMENT))
+        assert importers and stale == expected, module
 
 
 def test_changing_one_experiment_reruns_only_its_stages(pipeline):
     project, env, _ = pipeline
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["experiments"]["cvae"]["latent_dim"] = 3
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    edit_params(project, lambda p: p["experiments"]["cvae"].update(latent_dim=3))
     second = dvc(["repro"], project, env)
-    assert stages_run(second.stdout) == {
-        "train@cvae",
-        "evaluate@cvae",
-        "embed@cvae",
-        "render@cvae",
-        "report",
-    }
+    assert stages_run(second.stdout) == experiment_stages("cvae")
     cvae = f"{FOLDER}/cvae/metrics.json"
     diff = dvc(["metrics", "diff", "HEAD", "--md"], project, env).stdout
     assert cvae in diff and "latent.dims" in diff
@@ -428,9 +433,7 @@ def test_a_push_to_an_unreachable_remote_is_one_line_and_changes_nothing(shared,
 def test_pr_report_script_compares_base_and_head(pipeline):
     """What the pull-request workflow runs: the profile on base and head, then a comment."""
     project, env, _ = pipeline
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["experiments"]["vae_mlp"]["latent_dim"] = 3
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    edit_params(project, lambda p: p["experiments"]["vae_mlp"].update(latent_dim=3))
     git_commit(project, "vae_mlp latent 3")
     env = dict(env, VAELAB_PROFILE="tiny", PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
     result = subprocess.run(
