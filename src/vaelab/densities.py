@@ -20,6 +20,17 @@ def log_normal_pdf(
 def log_mixture_pdf(
     sample: torch.Tensor, means: torch.Tensor, logvars: torch.Tensor
 ) -> torch.Tensor:
-    """log 1/K sum_k N(sample; means[k], exp(logvars[k])): samples [..., D], components [K, D]."""
-    per_component = log_normal_pdf(sample.unsqueeze(-2), means, logvars)  # [..., K]
+    """log 1/K sum_k N(sample; means[k], exp(logvars[k])): samples [..., D], components [K, D].
+
+    The squared distances to all K components come from two matrix products instead of a
+    [..., K, D] difference tensor, which made a K = 500 VampPrior's evaluation at k = 5000
+    crawl; they are summed in float64 because expanding (z - mu)^2 cancels digits.
+    """
+    z = sample.double()
+    precision = torch.exp(-logvars.double())
+    mean = means.double()
+    squared = (z * z) @ precision.T - 2.0 * (z @ (mean * precision).T)
+    squared = squared + (mean * mean * precision).sum(-1)
+    log_norm = logvars.double().sum(-1) + means.shape[-1] * LOG_2PI
+    per_component = (-0.5 * (squared + log_norm)).to(sample.dtype)  # [..., K]
     return torch.logsumexp(per_component, dim=-1) - math.log(means.shape[0])

@@ -86,6 +86,7 @@ class LatentModel(nn.Module):
         self.image_size = image_size
         vamp = getattr(config, "prior", "standard") == "vamp"
         self.pseudo_inputs = PseudoInputs(config.pseudo_inputs or 500, image_size) if vamp else None
+        self._prior_cache: tuple | None = None
 
     @property
     def standard_prior(self) -> bool:
@@ -96,8 +97,25 @@ class LatentModel(nn.Module):
         """log p(z) summed over the latent dimensions, for z [..., D]."""
         if self.standard_prior:
             return log_normal_pdf(z, 0.0, 0.0)
-        q = self.encode(self.pseudo_inputs())
-        return log_mixture_pdf(z, q.mean.float(), q.logvar.float())
+        return log_mixture_pdf(z, *self.prior_components())
+
+    def prior_components(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The VampPrior's mixture components: the posteriors of the pseudo-inputs.
+
+        With gradients off nothing can flow back into the encoder, so the components are
+        encoded once per version of the weights instead of once per batch (an evaluation at
+        k = 5000 asks for them a hundred thousand times). An optimizer step or a loaded
+        state dict writes the parameters in place, which bumps their version and drops the
+        cache.
+        """
+        if torch.is_grad_enabled():
+            q = self.encode(self.pseudo_inputs())
+            return q.mean.float(), q.logvar.float()
+        weights = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        if self._prior_cache is None or self._prior_cache[0] != weights:
+            q = self.encode(self.pseudo_inputs())
+            self._prior_cache = (weights, (q.mean.float(), q.logvar.float()))
+        return self._prior_cache[1]
 
     def posterior(self, mean: torch.Tensor, logvar: torch.Tensor | None) -> Posterior:
         clamp = getattr(self.config, "logvar_clamp", None)
