@@ -17,6 +17,7 @@ pytestmark = pytest.mark.slow
 
 EXPERIMENTS = tuple(yaml.safe_load((ROOT / "params.yaml").read_text())["experiments"])
 FOLDER = "reports/experiments"
+PER_EXPERIMENT = ("train", "evaluate", "embed", "render", "samples")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,8 @@ def pipeline(template, tmp_path):
 
 def test_repro_runs_every_stage_and_writes_every_output(template):
     project, _, first = template
-    assert len(stages_run(first.stdout)) == 2 + 3 + len(EXPERIMENTS) * 4 + 1
+    prepared = yaml.safe_load((ROOT / "params.yaml").read_text())["data"]["prepared"]
+    assert len(stages_run(first.stdout)) == 2 + 2 * len(prepared) + len(EXPERIMENTS) * 5 + 1
     for name in EXPERIMENTS:
         reports = project / FOLDER / name
         for file in (
@@ -51,6 +53,9 @@ def test_repro_runs_every_stage_and_writes_every_output(template):
             "manifold_linspace.png",
             "reconstructions.png",
             "samples.png",
+            "paths/interpolations_linear.png",
+            "sample_quality.json",
+            "sampler_grids/mixture.png",
             "train/metrics.json",
             "train/plots/images/reconstructions/1.png",
         ):
@@ -62,11 +67,23 @@ def test_repro_runs_every_stage_and_writes_every_output(template):
         assert iio.imread(reports / "epochs.gif", index=None).shape[0] == 1
     metrics = json.loads((project / FOLDER / "cvae/metrics.json").read_text())
     assert metrics["iwae"]["k"] == 5 and metrics["test_images"] == 128
+    quality = json.loads((project / FOLDER / "vae_mlp/sample_quality.json").read_text())
+    assert quality["samples"] == 64 and set(quality) >= {"prior", "box", "mixture", "floor"}
+    assert "prior" not in json.loads((project / FOLDER / "ae_conv/sample_quality.json").read_text())
+    classifier = json.loads((project / "reports/classifiers/mnist_grey/metrics.json").read_text())
+    assert 0 <= classifier["test_accuracy"] <= 1 and classifier["test_images"] == 128
 
 
 def summary_rows(project) -> dict[str, list[str]]:
+    """The first table's rows (the bounds), keyed by experiment."""
     lines = (project / "reports/summary.md").read_text().splitlines()
-    table = [line for line in lines if line.startswith("| ")]
+    start = next(i for i, line in enumerate(lines) if line.startswith("| "))
+    table = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        if line.startswith("| "):
+            table.append(line)
     header = [cell.strip() for cell in table[0].strip("|").split("|")]
     rows = {}
     for line in table[1:]:
@@ -116,6 +133,7 @@ def test_a_new_experiment_is_one_params_entry(pipeline):
         "evaluate@cvae_wide",
         "embed@cvae_wide",
         "render@cvae_wide",
+        "samples@cvae_wide",
         "report",
     }
     shown = json.loads(dvc(["metrics", "show", "--json"], project, env).stdout)
@@ -125,6 +143,7 @@ def test_a_new_experiment_is_one_params_entry(pipeline):
     assert f"{FOLDER}/cvae_wide/train/plots/metrics/test/elbo_mc.tsv" in plots
     assert f"{FOLDER}/cvae_wide/latents.csv" in plots
     assert summary_rows(project)["cvae_wide"]["latent"] == "3"
+    assert (project / FOLDER / "cvae_wide/paths/traversals.png").exists()
     assert "cvae_wide" not in (project / "dvc.yaml").read_text()
 
 
@@ -141,9 +160,9 @@ def test_touching_a_module_marks_only_the_stages_that_import_it(pipeline):
         path.write_text(original)
         importers = {name for name in STAGES if module in loaded_code(script_of(name))}
         expected = {
-            f"{name}@{key}" if name in ("train", "evaluate", "embed", "render") else name
+            f"{name}@{key}" if name in PER_EXPERIMENT else name
             for name in importers
-            for key in (EXPERIMENTS if name in ("train", "evaluate", "embed", "render") else [""])
+            for key in (EXPERIMENTS if name in PER_EXPERIMENT else [""])
         }
         assert importers and stale == {e.removesuffix("@") for e in expected}, module
 
@@ -159,6 +178,7 @@ def test_changing_one_experiment_reruns_only_its_stages(pipeline):
         "evaluate@cvae",
         "embed@cvae",
         "render@cvae",
+        "samples@cvae",
         "report",
     }
     cvae = f"{FOLDER}/cvae/metrics.json"
