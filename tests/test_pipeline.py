@@ -102,8 +102,11 @@ def test_summary_sets_each_experiment_beside_its_reference(template):
     assert rows["cvae"]["test ELBO, MC (nats)"] == f"{ours:.2f}"
     assert rows["vae_mlp"]["reference's published figure"] == "—"
     summary = (project / "reports/summary.md").read_text()
+    assert "FID mixture (H, c)" in summary and "floor: test halves, train vs test" in summary
     for name in EXPERIMENTS:
         assert f"](experiments/{name}/manifold_quantiles.png)" in summary
+        assert f"](experiments/{name}/sampler_grids/mixture.png)" in summary
+        assert f"](experiments/{name}/paths/interpolations_linear.png)" in summary
         assert (project / "reports" / f"experiments/{name}/manifold_quantiles.png").exists()
     chart = iio.imread(project / "reports/test_elbo_per_epoch.png")
     assert chart.ndim == 3 and chart.shape[0] > 200

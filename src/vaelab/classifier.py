@@ -20,22 +20,23 @@ FEATURES = 128
 
 
 class DigitCNN(nn.Module):
-    """Conv(32,3)-pool-Conv(64,3)-pool-Dense(128)-Dense(classes): the classic small MNIST
-    CNN, enough for >= 99% test accuracy in a few epochs."""
+    """Conv(32,3)-BN-pool-Conv(64,3)-BN-pool-Dense(128)-Dense(classes): the classic small
+    MNIST CNN. Without batch norm it stayed just under 99% test accuracy after 4 epochs."""
 
     def __init__(self, image_size: int, classes: int):
         super().__init__()
         self.image_size, self.classes = image_size, classes
         self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
         self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.norm1, self.norm2 = nn.BatchNorm2d(32), nn.BatchNorm2d(64)
         self.dense = nn.Linear(64 * (image_size // 4) ** 2, FEATURES)
         self.dropout = nn.Dropout(0.25)
         self.out = nn.Linear(FEATURES, classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The penultimate activations [B, 128]: the space the Fréchet distance lives in."""
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = F.max_pool2d(F.relu(self.norm1(self.conv1(x))), 2)
+        x = F.max_pool2d(F.relu(self.norm2(self.conv2(x))), 2)
         return F.relu(self.dense(x.flatten(1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
