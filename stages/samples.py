@@ -50,7 +50,7 @@ def main(
             f"{classifier} was trained on {info['data']!r}, experiment {name} on "
             f"{run.saved.experiment['data']!r}; pass the classifier of its own data"
         )
-    binarized = read_meta(data)["binarize"] != "none"
+    binarize = read_meta(data)["binarize"]
     test = run.test.images[: knobs.count]
     train = load_split(data, "train", limit)
     # the floors' training images are drawn at random, not the file's first run of digits
@@ -58,9 +58,13 @@ def main(
     result = {
         "samples": knobs.count,
         "reference": f"the first {len(test)} test images",
-        "pixels": "Bernoulli draws (binarized data)" if binarized else "decoded means",
+        "pixels": {
+            "threshold": "decoded means thresholded at 0.5, as the data was",
+            "stochastic": "one Bernoulli draw of the decoded means, as the data was",
+            "none": "decoded means",
+        }[binarize],
         "classifier": {"data": info["data"], "test_accuracy": info["test_accuracy"]},
-        "floor": floors(net, test, train.images[pick[: len(test)]]),
+        "floor": floors(net, test, train.images[pick[: len(test)]], knobs.seed),
     }
     scores, grids = score_samplers(
         run.model,
@@ -70,7 +74,7 @@ def main(
         knobs.count,
         knobs.mixture_components,
         knobs.seed,
-        binarized,
+        binarize,
     )
     result.update(scores)
     with atomic_dir(out / "sampler_grids") as folder:
