@@ -55,7 +55,8 @@ def class_statistics(probs: torch.Tensor) -> dict[str, float]:
     classes = probs.shape[1]
     counts = torch.bincount(probs.argmax(1), minlength=classes).double()
     share = counts / counts.sum()
-    entropy = -(share[share > 0] * share[share > 0].log()).sum().item()
+    # + 0.0: one class gives -0.0, which would print as a negative entropy
+    entropy = -(share[share > 0] * share[share > 0].log()).sum().item() + 0.0
     return {
         "class_entropy_nats": entropy,
         "class_entropy_max_nats": math.log(classes),
