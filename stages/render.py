@@ -1,4 +1,5 @@
-"""render@EXP: epoch GIF, 2D manifolds, reconstructions and samples -> OUT/."""
+"""render@EXP: epoch GIF, 2D manifolds, reconstructions, samples, and latent paths
+(interpolations, traversals) -> OUT/ and OUT/paths/."""
 
 from pathlib import Path
 from typing import Annotated
@@ -6,6 +7,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 
+from vaelab.atomic import atomic_dir
 from vaelab.cli import (
     DataDir,
     Experiment,
@@ -17,6 +19,7 @@ from vaelab.cli import (
     user_errors,
 )
 from vaelab.errors import DataError
+from vaelab.latent_paths import interpolation_grid, traversal_grid
 from vaelab.progress import say
 from vaelab.trained import load_trained
 from vaelab.visual import (
@@ -44,7 +47,7 @@ def main(
     track: TrackName = "references",
 ) -> None:
     """Draw the pictures of experiment NAME from its model, latents and per-epoch grids."""
-    run = load_trained(name, params, model, data, 16, track)
+    run = load_trained(name, params, model, data, track=track)
     pictures = epoch_frames(frames)
     epochs = len(run.saved.history)
     if len(pictures) != epochs:
@@ -63,10 +66,32 @@ def main(
     save_png(reconstructions(run.model, run.test.images), out / "reconstructions.png")
     samples = run.params.render.samples
     save_png(prior_samples(run.model, means, samples, seed=0), out / "samples.png")
+    with atomic_dir(out / "paths") as folder:
+        paths = interpolations(run, folder)
+        if means.shape[1] > 2:
+            steps = run.params.render.traversal_steps
+            save_png(traversal_grid(run.model, means, steps), folder / "traversals.png")
+            paths.append("traversals.png")
     say(
         f"render {name}: GIF of {count} epochs, {n}x{n} manifolds, reconstructions, "
-        f"{samples} samples -> {out}"
+        f"{samples} samples, paths/{{{','.join(paths)}}} -> {out}"
     )
+
+
+def interpolations(run, out: Path) -> list[str]:
+    """Linear paths between pairs of test images, and spherical ones for a VAE, whose
+    latents are Gaussian; the pairs are test images (0, 1), (2, 3), ..."""
+    pairs, steps = run.params.render.interpolation_pairs, run.params.render.interpolation_steps
+    images = run.test.images[: 2 * pairs]
+    if len(images) < 2:
+        raise DataError(f"the test split holds {len(images)} images; interpolation needs 2")
+    first, second = images[0 : len(images) - 1 : 2], images[1::2]
+    written = []
+    for kind in ("linear", "spherical") if run.model.variational else ("linear",):
+        grid = interpolation_grid(run.model, first, second, steps, spherical=kind == "spherical")
+        save_png(grid, out / f"interpolations_{kind}.png")
+        written.append(f"interpolations_{kind}.png")
+    return written
 
 
 if __name__ == "__main__":

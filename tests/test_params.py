@@ -232,8 +232,10 @@ STAGES = {
         "o",
     ],
     "report": ["--experiments", "e", "--summary", "o/summary.md", "--chart", "o/chart.png"],
+    "classifier": ["mnist_binary", "--data", "d", "--out", "o/c.pt", "--metrics", "o/m.json"],
+    "samples": ["cvae", "--model", "m.pt", "--data", "d", "--classifier", "c.pt", "--out", "o"],
 }
-MODEL_STAGES = ("train", "evaluate", "embed", "render")
+MODEL_STAGES = ("train", "evaluate", "embed", "render", "samples")
 
 
 def run_with_params(stage, raw, tmp_path):

@@ -61,7 +61,9 @@ def edit_params(project: Path, change) -> None:
 
 def test_repro_runs_every_stage_and_writes_every_output(template):
     project, _, first = template
-    assert len(stages_run(first.stdout)) == 2 + len(PREPARED) + len(EXPERIMENTS) * 4 + 1
+    # download and report once, prepare and classifier per prepared set, the rest per experiment
+    expected = 2 + 2 * len(PREPARED) + len(EXPERIMENTS) * len(PER_EXPERIMENT) + 1
+    assert len(stages_run(first.stdout)) == expected
     for name in EXPERIMENTS:
         reports = project / FOLDER / name
         for file in (
@@ -73,6 +75,9 @@ def test_repro_runs_every_stage_and_writes_every_output(template):
             "manifold_linspace.png",
             "reconstructions.png",
             "samples.png",
+            "paths/interpolations_linear.png",
+            "sample_quality.json",
+            "sampler_grids/mixture.png",
             "train/metrics.json",
             "train/plots/images/reconstructions/1.png",
         ):
@@ -84,11 +89,23 @@ def test_repro_runs_every_stage_and_writes_every_output(template):
         assert iio.imread(reports / "epochs.gif", index=None).shape[0] == 1
     metrics = json.loads((project / FOLDER / "cvae/metrics.json").read_text())
     assert metrics["iwae"]["k"] == 5 and metrics["test_images"] == 128
+    quality = json.loads((project / FOLDER / "vae_mlp/sample_quality.json").read_text())
+    assert quality["samples"] == 64 and set(quality) >= {"prior", "box", "mixture", "floor"}
+    assert "prior" not in json.loads((project / FOLDER / "ae_conv/sample_quality.json").read_text())
+    classifier = json.loads((project / "reports/classifiers/mnist_grey/metrics.json").read_text())
+    assert 0 <= classifier["test_accuracy"] <= 1 and classifier["test_images"] == 128
 
 
 def summary_rows(project) -> dict[str, list[str]]:
+    """The first table's rows (the bounds), keyed by experiment."""
     lines = (project / "reports/summary.md").read_text().splitlines()
-    table = [line for line in lines if line.startswith("| ")]
+    start = next(i for i, line in enumerate(lines) if line.startswith("| "))
+    table = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        if line.startswith("| "):
+            table.append(line)
     header = [cell.strip() for cell in table[0].strip("|").split("|")]
     rows = {}
     for line in table[1:]:
@@ -107,8 +124,11 @@ def test_summary_sets_each_experiment_beside_its_reference(template):
     assert rows["cvae"]["test ELBO, MC (nats)"] == f"{ours:.2f}"
     assert rows["vae_mlp"]["reference's published figure"] == "—"
     summary = (project / "reports/summary.md").read_text()
+    assert "FID mixture (H, c)" in summary and "floor: test halves, train vs test" in summary
     for name in EXPERIMENTS:
         assert f"](experiments/{name}/manifold_quantiles.png)" in summary
+        assert f"](experiments/{name}/sampler_grids/mixture.png)" in summary
+        assert f"](experiments/{name}/paths/interpolations_linear.png)" in summary
         assert (project / "reports" / f"experiments/{name}/manifold_quantiles.png").exists()
     chart = iio.imread(project / "reports/test_elbo_per_epoch.png")
     assert chart.ndim == 3 and chart.shape[0] > 200
@@ -142,6 +162,7 @@ def test_a_new_experiment_is_one_params_entry(pipeline):
     assert f"{FOLDER}/cvae_wide/train/plots/metrics/test/elbo_mc.tsv" in plots
     assert f"{FOLDER}/cvae_wide/latents.csv" in plots
     assert summary_rows(project)["cvae_wide"]["latent"] == "3"
+    assert (project / FOLDER / "cvae_wide/paths/traversals.png").exists()
     assert "cvae_wide" not in (project / "dvc.yaml").read_text()
 
 
@@ -176,7 +197,11 @@ def test_changing_one_experiment_reruns_only_its_stages(pipeline):
     assert f"{FOLDER}/vae_mlp" not in diff
     changed = json.loads(dvc(["metrics", "diff", "HEAD", "--json"], project, env).stdout)
     assert changed[cvae]["latent.dims"] == {"old": 2, "new": 3, "diff": 1}
-    assert set(changed) <= {cvae, f"{FOLDER}/cvae/train/metrics.json"}
+    assert set(changed) <= {
+        cvae,
+        f"{FOLDER}/cvae/train/metrics.json",
+        f"{FOLDER}/cvae/sample_quality.json",
+    }
 
 
 def git(*args, cwd=None, env=None):

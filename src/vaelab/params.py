@@ -55,6 +55,26 @@ class EvaluateSpec(Knobs):
 class RenderSpec(Knobs):
     manifold_size: int = Field(ge=2)
     samples: int = Field(ge=1)
+    interpolation_pairs: int = Field(default=8, ge=1)  # test-image pairs, one row each
+    interpolation_steps: int = Field(default=10, ge=2)  # codes per path, ends included
+    traversal_steps: int = Field(default=9, ge=2)  # codes per latent dimension (D > 2)
+
+
+class ClassifierSpec(Knobs):
+    """The CNN that a classifier@NAME stage trains on each prepared set."""
+
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    seed: int = 0
+
+
+class SamplesSpec(Knobs):
+    """How samples@EXP scores each sampler's samples."""
+
+    count: int = Field(ge=2)  # samples per sampler, and real images per set of the floors
+    mixture_components: int = Field(ge=1)
+    seed: int = 0
 
 
 class ReferenceFigure(Knobs):
@@ -89,6 +109,8 @@ class Params(Knobs):
     render: RenderSpec
     # the literature track: literature/dvc.yaml runs these (`dvc repro literature/dvc.yaml`)
     literature: Track | None = None
+    classifier: ClassifierSpec
+    samples: SamplesSpec
     references: dict[str, ReferenceFigure] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -29,6 +29,8 @@ PROFILES = {
         "eval_batch_size": 64,
         "manifold_size": 4,
         "samples": 4,
+        "classifier_epochs": 1,
+        "sample_count": 64,
     },
     # a few minutes on a laptop CPU: what the pull-request workflow runs
     "small": {
@@ -40,6 +42,8 @@ PROFILES = {
         "eval_batch_size": 500,
         "manifold_size": 10,
         "samples": 16,
+        "classifier_epochs": 1,
+        "sample_count": 1000,
     },
 }
 
@@ -62,6 +66,9 @@ def apply_profile(params: dict, name: str) -> dict:
     for evaluate in (params["evaluate"], literature["evaluate"]):
         evaluate.update(iwae_samples=profile["iwae_samples"], batch_size=profile["eval_batch_size"])
     params["render"].update(manifold_size=profile["manifold_size"], samples=profile["samples"])
+    classifier = params["classifier"]
+    classifier["epochs"] = min(classifier["epochs"], profile["classifier_epochs"])
+    params["samples"]["count"] = profile["sample_count"]
     parsed = parse_params(params)
     experiments_of(parsed)
     if parsed.literature is not None:

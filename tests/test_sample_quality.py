@@ -1,0 +1,145 @@
+"""The sample-quality pieces on tiny inputs: the Fréchet distance, class statistics, the
+samplers, latent paths, and the classifier stage on a tiny profile."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from conftest import ROOT, run_env
+
+from vaelab.latent_paths import (
+    interpolate,
+    interpolation_grid,
+    interpolation_paths,
+    traversal_codes,
+)
+from vaelab.models import build_model
+from vaelab.sample_quality import class_statistics, frechet_distance
+from vaelab.samplers import SAMPLERS, fit_sampler, samplers_for
+from vaelab.visual import decode_probs
+
+
+def features(n=400, dims=8, seed=0):
+    return torch.randn(n, dims, generator=torch.Generator().manual_seed(seed)) * 2 + 1
+
+
+def test_frechet_distance_of_a_set_to_itself_is_zero():
+    a = features()
+    assert frechet_distance(a, a) == pytest.approx(0, abs=1e-6)
+
+
+def test_frechet_distance_grows_as_one_set_is_shifted():
+    a, b = features(seed=0), features(seed=1)
+    distances = [frechet_distance(a, b + shift) for shift in (0.0, 0.5, 1.0, 2.0)]
+    assert distances == sorted(distances) and distances[0] < 1.0
+    # a shift of every feature by s adds about dims * s^2 to the squared mean distance
+    assert distances[-1] - distances[0] == pytest.approx(8 * 2.0**2, rel=0.15)
+
+
+def test_class_statistics_see_a_model_that_draws_one_class():
+    one_class = torch.nn.functional.one_hot(torch.full((50,), 7), 10).float()
+    every_class = torch.nn.functional.one_hot(torch.arange(50) % 10, 10).float()
+    assert class_statistics(one_class)["class_entropy_nats"] == 0
+    assert class_statistics(every_class)["class_entropy_nats"] == pytest.approx(math.log(10))
+    assert class_statistics(torch.full((4, 10), 0.1))["mean_confidence"] == pytest.approx(0.1)
+
+
+CODES = np.random.default_rng(0).normal(size=(300, 3)) * [1.0, 2.0, 0.5] + [3.0, 0.0, -1.0]
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return {name: fit_sampler(name, CODES, components=4, seed=0) for name in SAMPLERS}
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_every_sampler_returns_the_shape_and_count_asked(fitted, name):
+    for count in (1, 7, 64):
+        z = fitted[name].sample(count, seed=3)
+        assert z.shape == (count, 3) and z.dtype == torch.float32
+        assert torch.equal(z, fitted[name].sample(count, seed=3))  # seeded
+
+
+def test_box_samples_stay_in_the_codes_box_and_an_autoencoder_has_no_prior(fitted):
+    z = fitted["box"].sample(500, 0).numpy()
+    assert (z >= CODES.min(0) - 1e-6).all() and (z <= CODES.max(0) + 1e-6).all()
+    assert samplers_for(variational=False) == ("box", "mixture")
+
+
+def test_mixture_samples_follow_the_codes(fitted):
+    z = fitted["mixture"].sample(3000, 1).numpy()
+    assert np.allclose(z.mean(0), CODES.mean(0), atol=0.15)
+
+
+def test_spherical_interpolation_keeps_the_norm_of_equal_norm_ends():
+    z0, z1 = torch.tensor([3.0, 0.0]), torch.tensor([0.0, 3.0])
+    spherical = interpolate(z0, z1, 5, spherical=True)
+    linear = interpolate(z0, z1, 5, spherical=False)
+    assert torch.allclose(spherical.norm(dim=1), torch.full((5,), 3.0))
+    assert linear[2].norm() < 2.2
+
+
+@pytest.mark.parametrize("spherical", [False, True])
+def test_interpolation_endpoints_decode_the_two_chosen_images_codes(spherical):
+    torch.manual_seed(0)
+    model = build_model("cvae", 28, latent_dim=3).eval()
+    images = torch.rand(4, 1, 28, 28)
+    first, second = images[:2], images[2:]
+    paths = interpolation_paths(model, first, second, steps=6, spherical=spherical)
+    with torch.inference_mode():
+        assert torch.equal(paths[:, 0], model.encode(first).mean)
+        assert torch.equal(paths[:, -1], model.encode(second).mean)
+    grid = interpolation_grid(model, first, second, steps=6, spherical=spherical)
+    tile = 28 + 2  # each tile is followed by 2 pixels of padding
+    ends = decode_probs(model, torch.cat([paths[:, 0], paths[:, -1]]))
+    expected = (ends.clamp(0, 1) * 255).round().to(torch.uint8).numpy()[:, 0]
+    for row in range(2):
+        top = 2 + row * tile
+        assert (grid[top : top + 28, 2 + tile : 2 + tile + 28] == expected[row]).all()
+        assert (grid[top : top + 28, 2 + 6 * tile : 2 + 6 * tile + 28] == expected[2 + row]).all()
+
+
+def test_a_traversal_moves_one_dimension_per_row():
+    codes = traversal_codes(np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 2.0]), steps=5)
+    rows = codes.reshape(3, 5, 3)
+    for d in range(3):
+        moved = (rows[d] != rows[d][0]).any(0)
+        assert moved.tolist() == [i == d for i in range(3)]
+    assert rows[2, 0, 2].item() == pytest.approx(3.0 - 2.5 * 2.0)
+
+
+def test_the_classifier_stage_trains_on_a_tiny_profile(prepared_data, tmp_path):
+    from vaelab.profiles import apply_profile
+
+    params = apply_profile(yaml.safe_load((ROOT / "params.yaml").read_text()), "tiny")
+    params["data"]["prepared"]["binary28"] = dict(params["data"]["prepared"]["mnist_binary"])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        str(ROOT / "stages/classifier.py"),
+        "binary28",
+        "--data",
+        str(prepared_data / "binary28"),
+        "--out",
+        str(out / "classifier.pt"),
+        "--metrics",
+        str(out / "metrics.json"),
+        "--params",
+        str(tmp_path / "params.yaml"),
+    ]
+    done = subprocess.run(command, env=run_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_images"] == 128 and 0 <= metrics["test_accuracy"] <= 1
+    assert sorted(p.name for p in out.iterdir()) == ["classifier.pt", "metrics.json"]
+
+    command[2] = "nonesuch"
+    failed = subprocess.run(command, env=run_env(), capture_output=True, text=True)
+    assert failed.returncode != 0
+    assert failed.stderr.startswith("error: data.prepared: unknown name 'nonesuch'")
