@@ -19,6 +19,7 @@ from vaelab.latent_paths import (
     traversal_codes,
 )
 from vaelab.models import build_model
+from vaelab.report import pictures_of, samples_table
 from vaelab.sample_quality import class_statistics, frechet_distance
 from vaelab.samplers import SAMPLERS, fit_sampler, samplers_for
 from vaelab.visual import decode_probs
@@ -143,3 +144,34 @@ def test_the_classifier_stage_trains_on_a_tiny_profile(prepared_data, tmp_path):
     failed = subprocess.run(command, env=run_env(), capture_output=True, text=True)
     assert failed.returncode != 0
     assert failed.stderr.startswith("error: data.prepared: unknown name 'nonesuch'")
+
+
+def test_the_report_takes_its_samplers_from_what_each_experiment_scored(tmp_path):
+    """A sampler added to SAMPLERS reaches the report with no list to edit there."""
+    scored = {"fid": 12.5, "class_entropy_nats": 2.1, "mean_confidence": 0.9}
+    runs = {
+        "vae": {"prior": "the prior", "box": "the box", "flow": "a new sampler"},
+        "ae": {"box": "the box"},
+    }
+    for name, samplers in runs.items():
+        (tmp_path / name / "sampler_grids").mkdir(parents=True)
+        quality = {
+            "samples": 64,
+            "floor": {"fid_test_halves": 1.0, "fid_train_vs_test": 0.5},
+            "classifier": {"data": "d", "test_accuracy": 0.99},
+        }
+        for sampler, description in samplers.items():
+            quality[sampler] = {**scored, "description": description}
+            (tmp_path / name / "sampler_grids" / f"{sampler}.png").write_bytes(b"")
+        (tmp_path / name / "sample_quality.json").write_text(json.dumps(quality))
+        (tmp_path / name / "metrics.json").write_text(json.dumps({}))
+    table = samples_table(dict.fromkeys(runs), tmp_path).set_index("experiment")
+    columns = [c for c in table.columns if c.startswith("FID")]
+    assert columns == ["FID prior (H, c)", "FID box (H, c)", "FID flow (H, c)"]
+    assert table.loc["ae", "FID flow (H, c)"] == "—"
+    assert table.loc["vae", "FID flow (H, c)"] == "12.50 (2.10, 0.90)"
+    assert pictures_of("vae", tmp_path) == [
+        ("sampler_grids/prior.png", "the prior"),
+        ("sampler_grids/box.png", "the box"),
+        ("sampler_grids/flow.png", "a new sampler"),
+    ]

@@ -26,16 +26,13 @@ PICTURES = (
 )
 # dvclive's per-epoch ELBO: on the test split, or on the validation split when held out
 CURVES = (Path("train/plots/metrics/test/elbo_mc.tsv"), Path("train/plots/metrics/val/elbo_mc.tsv"))
-# samples@EXP's pictures, and render@EXP's latent paths; whichever the model has
-SAMPLER_GRIDS = (
-    ("sampler_grids/prior.png", "samples from the prior"),
-    ("sampler_grids/box.png", "samples from the training codes' bounding box"),
-    ("sampler_grids/mixture.png", "samples from a Gaussian mixture fitted on the training codes"),
+# render@EXP's latent paths; whichever the model has
+PATHS = (
     ("paths/interpolations_linear.png", "linear interpolations between test images"),
     ("paths/interpolations_spherical.png", "spherical interpolations between test images"),
     ("paths/traversals.png", "a traversal of each latent dimension"),
 )
-SAMPLERS = ("prior", "box", "mixture")
+QUALITY = "sample_quality.json"  # samples@EXP's scores; its grids are sampler_grids/NAME.png
 SECONDS = Path("train/plots/metrics/epoch_seconds.tsv")
 
 
@@ -107,20 +104,26 @@ def summary_table(
     return pd.DataFrame(rows)
 
 
+def sampler_scores(quality: dict) -> dict[str, dict]:
+    """The samplers in a sample_quality.json: its entries that hold a distance."""
+    return {k: v for k, v in quality.items() if isinstance(v, dict) and "fid" in v}
+
+
 def samples_table(experiments: dict[str, dict], folder: Path) -> pd.DataFrame:
     """Each experiment's bound beside its samples' Fréchet distance per sampler (with class
     coverage H and mean confidence c), and the floors real data reaches."""
+    qualities = {name: _read_json(folder / name / QUALITY) for name in experiments}
+    samplers = list(dict.fromkeys(s for q in qualities.values() for s in sampler_scores(q)))
     rows = []
-    for name in experiments:
-        quality = _read_json(folder / name / "sample_quality.json")
+    for name, quality in qualities.items():
         elbo = _read_json(folder / name / "metrics.json").get("elbo", {})
         row = {
             "experiment": name,
             "test ELBO, analytic KL": _fmt(elbo.get("analytic_kl_nats")),
             "samples": quality["samples"],
         }
-        for sampler in SAMPLERS:
-            scores = quality.get(sampler)
+        for sampler in samplers:
+            scores = sampler_scores(quality).get(sampler)
             row[f"FID {sampler} (H, c)"] = (
                 f"{scores['fid']:.2f} ({scores['class_entropy_nats']:.2f}, "
                 f"{scores['mean_confidence']:.2f})"
@@ -134,6 +137,16 @@ def samples_table(experiments: dict[str, dict], folder: Path) -> pd.DataFrame:
         row["classifier accuracy"] = f"{quality['classifier']['test_accuracy']:.4f}"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def pictures_of(name: str, folder: Path) -> list[tuple[str, str]]:
+    """(file, label) of every picture experiment `name` has, in reading order: render's,
+    then one grid per sampler that samples@NAME scored, then the latent paths."""
+    grids = tuple(
+        (f"sampler_grids/{sampler}.png", scores["description"])
+        for sampler, scores in sampler_scores(_read_json(folder / name / QUALITY)).items()
+    )
+    return [(f, label) for f, label in PICTURES + grids + PATHS if (folder / name / f).exists()]
 
 
 def elbo_curves(experiments: dict[str, dict], folder: Path) -> pd.DataFrame:
@@ -263,8 +276,7 @@ def render_summary(
         lines += [f"## {name}", ""]
         lines += [
             f"![{name}: {label}]({(link / name / file).as_posix()})"
-            for file, label in PICTURES + SAMPLER_GRIDS
-            if (folder / name / file).exists()
+            for file, label in pictures_of(name, folder)
         ]
         lines.append("")
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from vaelab.classifier import DigitCNN, predict
 from vaelab.evaluation import posterior_means
 from vaelab.grids import to_uint8
 from vaelab.models import LatentModel
-from vaelab.samplers import fit_sampler, samplers_for
+from vaelab.samplers import SAMPLERS, fit_sampler, samplers_for
 from vaelab.visual import decode_probs
 
 
@@ -103,7 +103,8 @@ def score_samplers(
     binarize: str,
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """Each sampler's Fréchet distance to `test` and class statistics of `count` decoded
-    samples, keyed by sampler; and a grid of the first 64 samples of each."""
+    samples, keyed by sampler; and a grid of the first 64 samples of each, which the
+    samples stage writes as sampler_grids/SAMPLER.png."""
     test_features, _ = predict(net, test)
     scores, grids = {}, {}
     for offset, name in enumerate(samplers_for(model.variational)):
@@ -112,7 +113,11 @@ def score_samplers(
             decode_probs(model, sampler.sample(count, seed + offset)), binarize, seed + offset
         )
         features, probs = predict(net, images)
-        scores[name] = {"fid": frechet_distance(test_features, features), **class_statistics(probs)}
+        scores[name] = {
+            "fid": frechet_distance(test_features, features),
+            **class_statistics(probs),
+            "description": SAMPLERS[name].description,
+        }
         grids[name] = to_uint8(images[:64], nrow=8, padding=2)
     return scores, grids
 

@@ -9,21 +9,18 @@
   posterior does not fill N(0, I).
 
 Each is fitted on the training codes once and then draws `count` codes [count, D] from a
-seed, so that the same seed gives the same samples.
+seed, so that the same seed gives the same samples. A new sampler is one class and one
+`SAMPLERS` entry: the samples stage, its metrics and the report take their list from there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from sklearn.mixture import GaussianMixture
-
-SAMPLERS = ("prior", "box", "mixture")
-
-
-def samplers_for(variational: bool) -> tuple[str, ...]:
-    """The samplers that make sense for a model: an autoencoder has no prior."""
-    return SAMPLERS if variational else tuple(s for s in SAMPLERS if s != "prior")
 
 
 class Sampler:
@@ -64,12 +61,37 @@ class MixtureSampler(Sampler):
         return torch.tensor(z[order], dtype=torch.float32)
 
 
+@dataclass(frozen=True)
+class SamplerKind:
+    description: str  # what its picture in the report shows
+    fit: Callable[[np.ndarray, int, int], Sampler]  # (training codes, components, seed)
+    variational_only: bool = False  # an autoencoder has no prior to draw from
+
+
+SAMPLERS: dict[str, SamplerKind] = {
+    "prior": SamplerKind(
+        "samples from the prior N(0, I)",
+        lambda codes, components, seed: PriorSampler(codes.shape[1]),
+        variational_only=True,
+    ),
+    "box": SamplerKind(
+        "samples from the training codes' bounding box",
+        lambda codes, components, seed: BoxSampler(codes),
+    ),
+    "mixture": SamplerKind(
+        "samples from a Gaussian mixture fitted on the training codes",
+        lambda codes, components, seed: MixtureSampler(codes, components, seed),
+    ),
+}
+
+
+def samplers_for(variational: bool) -> tuple[str, ...]:
+    """The samplers that make sense for a model."""
+    return tuple(n for n, kind in SAMPLERS.items() if variational or not kind.variational_only)
+
+
 def fit_sampler(name: str, train_codes: np.ndarray, components: int, seed: int) -> Sampler:
     """The sampler `name`, fitted on the training set's codes [N, D]."""
-    if name == "prior":
-        return PriorSampler(train_codes.shape[1])
-    if name == "box":
-        return BoxSampler(train_codes)
-    if name == "mixture":
-        return MixtureSampler(train_codes, components, seed)
-    raise ValueError(f"sampler {name!r}; allowed: {', '.join(SAMPLERS)}")
+    if name not in SAMPLERS:
+        raise ValueError(f"sampler {name!r}; allowed: {', '.join(SAMPLERS)}")
+    return SAMPLERS[name].fit(train_codes, components, seed)
