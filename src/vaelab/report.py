@@ -143,7 +143,7 @@ def pictures_of(name: str, folder: Path) -> list[tuple[str, str]]:
     """(file, label) of every picture experiment `name` has, in reading order: render's,
     then one grid per sampler that samples@NAME scored, then the latent paths."""
     grids = tuple(
-        (f"sampler_grids/{sampler}.png", scores["description"])
+        (f"sampler_grids/{sampler}.png", scores.get("description", f"{sampler} samples"))
         for sampler, scores in sampler_scores(_read_json(folder / name / QUALITY)).items()
     )
     return [(f, label) for f, label in PICTURES + grids + PATHS if (folder / name / f).exists()]
