@@ -1,20 +1,34 @@
-"""Training speed: the project's trainer against a plain DataLoader loop.
+"""Training speed: the TensorFlow tutorial, the project's trainer and a plain DataLoader loop.
 
-    python -m benchmarks.train_speed [--steps 1875] [--rounds 3] [--amp] [--repro]
+    python -m benchmarks.train_speed [--steps 1875] [--rounds 3] [--amp] [--no-tf] [--repro]
 
-Each way trains the cvae reference config (batch 32, Adam 1e-4, latent 2) from the same initial
-weights for the same number of steps on the prepared MNIST data, in a fresh process. The
-script prints steps per second (the median over the rounds), the ratio to the plain loop
-(the median of each round's ratio) and the test ELBO (single-sample MC, full test split)
-each way reached.
+Each way trains the cvae reference config (batch 32, Adam 1e-4, latent 2) for the same
+number of steps on the prepared MNIST data, in a fresh process; the torch ways start from
+the same initial weights. The ways run in rounds, the order rotated each round because a
+shared machine's speed drifts. The script prints each round's steps per second, then per
+way the median over the rounds, its ratio to the TensorFlow tutorial and to the plain loop
+(each the median of the rounds' ratios, taken within a round so that drifts cancel), and
+the test ELBO (single-sample MC, full test split) it reached.
+
+The "tf" way is the tutorial's own code (benchmarks/tf_tutorial.py: its Keras model,
+@tf.function train_step and tf.data pipeline), run with `uv run --isolated --no-project
+--with tensorflow-cpu==2.21.0 --with numpy`, so that TensorFlow never enters the project's
+environment; --tf-requirement picks another build (e.g. `tensorflow[and-cuda]==2.21.0` on a
+GPU machine, where the CPU build would time TF on the CPU against torch on the GPU). It
+reads the prepared splits as .npy, exported to a temporary folder before the first round
+(--export DIR writes them for running the script by hand). Its clock covers the same
+steps as the torch ways' clocks, from the first to the last; only its one-off tracing of
+train_step runs before the clock (see that module). Without uv, or when that TensorFlow
+cannot be installed here, the script says so in one line and times the other ways; --no-tf
+leaves it out.
 
 The plain loop is what a user typically writes: `DataLoader(TensorDataset(x),
 batch_size=32, shuffle=True)`, a per-step `loss.item()` for logging, and the tutorial's
 architecture ported as is (PyTorch's default NCHW layout, a ConvTranspose2d last layer).
 The project's trainer draws batches from a tensor already on the device, never syncs
 inside a step, uses fused Adam, in-place ReLUs, channels_last weights and a Conv2d last
-layer, and keeps freed memory for reuse (vaelab.device.keep_freed_memory). The third way,
-the plain loop with only that allocator setting, shows how much of the difference it makes.
+layer, and keeps freed memory for reuse (vaelab.device.keep_freed_memory). The plain loop
+with only that allocator setting ("plain-kept") shows how much of the difference it makes.
 --amp adds the trainer with bf16 autocast (`amp: true`).
 
 --repro also times a full `dvc repro` of every MNIST experiment (download, prepare, train,
@@ -25,12 +39,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 import typer
@@ -46,6 +62,8 @@ from vaelab.params import load_params
 from vaelab.training import make_optimizer, train
 
 PREPARED = Path("data/prepared/mnist_binary")
+TF_TUTORIAL = Path(__file__).with_name("tf_tutorial.py")
+TF_REQUIREMENT = "tensorflow-cpu==2.21.0"
 
 
 def plain_model(spec) -> nn.Module:
@@ -83,6 +101,7 @@ def test_elbo(model, test_x) -> float:
 
 
 WAYS = {
+    "tf": "TensorFlow tutorial",
     "trainer": "project trainer",
     "plain": "plain DataLoader loop",
     "plain-kept": "plain loop + kept memory",
@@ -118,14 +137,70 @@ def run_way(way: str, steps: int) -> dict:
     }
 
 
-def run_in_fresh_process(way: str, steps: int) -> dict:
+def export_npy(dest: Path) -> None:
+    """The prepared splits as benchmarks/tf_tutorial.py reads them: float32 NHWC .npy."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        images = load_split(PREPARED, split).images  # (N, 1, 28, 28), in [0, 1]
+        np.save(dest / f"{split}.npy", images.permute(0, 2, 3, 1).contiguous().numpy())
+
+
+def tf_python(requirement: str) -> list[str]:
+    """A Python with TensorFlow in a throwaway environment, outside the project's lock."""
+    return ["uv", "run", "--isolated", "--no-project"] + [
+        *("--with", requirement, "--with", "numpy", "python")
+    ]
+
+
+def tf_missing(requirement: str) -> str | None:
+    """Why the tf way cannot run here, or None when it can (this installs TF if need be)."""
+    if shutil.which("uv") is None:
+        return "uv is not on PATH"
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.train_speed", "--steps", str(steps), "--way", way],
-        check=True,
-        capture_output=True,
-        text=True,
+        [*tf_python(requirement), "-c", "import tensorflow"], capture_output=True, text=True
     )
+    if done.returncode:
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        return f"`{requirement}` does not run here: {lines[-1].strip()}"
+    return None
+
+
+def way_command(way: str, steps: int, tf_data: Path, tf_requirement: str) -> list[str]:
+    if way != "tf":
+        return [sys.executable, "-m", "benchmarks.train_speed", "--way", way] + [
+            *("--steps", str(steps))
+        ]
+    config, spec = load_experiment("params.yaml", "cvae")
+    # threads as the trainer sets torch's; 0 leaves each framework its default
+    options = {"data": tf_data, "steps": steps, "seed": spec.seed, "threads": config.threads}
+    flags = [part for key, value in options.items() for part in (f"--{key}", str(value))]
+    return [*tf_python(tf_requirement), str(TF_TUTORIAL), *flags]
+
+
+def run_in_fresh_process(way: str, steps: int, tf_data: Path, tf_requirement: str) -> dict:
+    command = way_command(way, steps, tf_data, tf_requirement)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"way {way} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def rotated(ways: list[str], round_: int) -> list[str]:
+    """The order of round `round_`: each way starts one round, and never runs first twice
+    in a row, so that a drift of the machine's speed favours none."""
+    shift = round_ % len(ways)
+    return ways[shift:] + ways[:shift]
+
+
+def summary(rates: list[dict[str, float]], references=("tf", "plain")) -> pd.DataFrame:
+    """Per way (rows): the median steps per second over the rounds, and for each reference
+    way present, the median of the rounds' ratios to it, each taken within its round."""
+    table = pd.DataFrame(rates)
+    result = pd.DataFrame({"rate": table.median()})
+    for reference in references:
+        if reference in table:
+            result[f"vs {reference}"] = table.div(table[reference], axis=0).median()
+    return result
 
 
 def main(
@@ -133,6 +208,11 @@ def main(
     rounds: int = typer.Option(3, min=1, help="Times each way runs; the medians are reported."),
     repro: bool = typer.Option(False, help="Also time a clean `dvc repro` of the MNIST runs."),
     amp: bool = typer.Option(False, help="Also time the trainer with bf16 autocast."),
+    tf: bool = typer.Option(True, "--tf/--no-tf", help="Also time the TensorFlow tutorial."),
+    tf_requirement: str = typer.Option(TF_REQUIREMENT, help="The TensorFlow the tf way runs."),
+    export: Path | None = typer.Option(
+        None, help="Only write the prepared splits as .npy to this folder, for tf_tutorial.py."
+    ),
     way: str = typer.Option("", hidden=True, help="Run one way here and print it as JSON."),
 ) -> None:
     if way:
@@ -140,24 +220,51 @@ def main(
         return
     if not (PREPARED / "train.pt").exists():
         raise SystemExit(f"{PREPARED} is missing: run `dvc repro prepare@mnist_binary` first")
+    if export is not None:
+        export_npy(export)
+        return
     ways = ["trainer", "plain", "plain-kept"] + (["trainer-amp"] if amp else [])
+    if tf:
+        missing = tf_missing(tf_requirement)
+        if missing:
+            print(f"tf way skipped: {missing}")
+        else:
+            ways.insert(0, "tf")
     # One fresh process per way, so that the trainer's host tuning cannot leak into the
     # plain loop; rounds with the order rotated, because a shared VM's speed drifts.
     rates, results = [], {}
-    for round_ in range(rounds):
-        order = ways[round_ % len(ways) :] + ways[: round_ % len(ways)]
-        results = {name: run_in_fresh_process(name, steps) for name in order}
-        rates.append({name: results[name]["rate"] for name in ways})
-        print(f"round {round_ + 1}: " + ", ".join(f"{n} {r:.1f}" for n, r in rates[-1].items()))
-    table = pd.DataFrame(rates)
-    ratios = table.div(table["plain"], axis=0)  # within a round, so drifts cancel
-    print(f"\ndevice: {results['trainer']['device']}; cvae, batch 32, {steps} steps each way")
-    plain_elbo = results["plain"]["elbo"]
+    with tempfile.TemporaryDirectory() as tf_data:
+        if "tf" in ways:
+            export_npy(Path(tf_data))
+        for round_ in range(rounds):
+            order = rotated(ways, round_)
+            results = {
+                name: run_in_fresh_process(name, steps, Path(tf_data), tf_requirement)
+                for name in order
+            }
+            rates.append({name: results[name]["rate"] for name in ways})
+            print(
+                f"round {round_ + 1}: " + ", ".join(f"{n} {results[n]['rate']:.1f}" for n in order)
+            )
+    table = summary(rates)
+    reference = "tf" if "tf" in ways else "plain"
+    devices = f"torch {torch.__version__} {results['trainer']['device']}"
+    if "tf" in ways:
+        devices += f", TensorFlow {results['tf']['tensorflow']} {results['tf']['device']}"
+    medians = f"median of {rounds} rounds" if rounds > 1 else "1 round"
+    print(f"\n{devices}; cvae, batch 32, {steps} steps each way, {medians}")
+    ratio_columns = [column for column in table.columns if column.startswith("vs ")]
+    print(
+        f"{'':26s}  steps/s  "
+        + "".join(f"{column.replace('tf', 'TF'):>9s}" for column in ratio_columns)
+        + f"  test ELBO (vs {WAYS[reference]})"
+    )
     for name in ways:
+        elbo = results[name]["elbo"]
         print(
-            f"{WAYS[name]:26s}: {table[name].median():6.1f} steps/s (median of {rounds}), "
-            f"{ratios[name].median():4.2f}x the plain loop, test ELBO "
-            f"{results[name]['elbo']:8.2f} ({results[name]['elbo'] - plain_elbo:+.2f})"
+            f"{WAYS[name]:26s}  {table.loc[name, 'rate']:7.1f}  "
+            + "".join(f"{table.loc[name, column]:8.2f}x" for column in ratio_columns)
+            + f"  {elbo:9.2f} ({elbo - results[reference]['elbo']:+.2f})"
         )
     if repro:
         time_repro(mnist_targets(load_params()))
