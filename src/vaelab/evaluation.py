@@ -61,13 +61,14 @@ def iwae(
     total = torch.zeros((), dtype=torch.float64, device=images.device)
     squares = torch.zeros((), dtype=torch.float64, device=images.device)
     per_batch = max(1, batch_size // max(1, min(k, 100)))
-    for start in range(0, len(images), per_batch):
-        x = images[start : start + per_batch]
-        bounds = iwae_bound(model, x, k, generator).double()
-        total = total + bounds.sum()
-        squares = squares + (bounds**2).sum()
-        if progress is not None:
-            progress.update(len(x))
+    with model.frozen_prior():
+        for start in range(0, len(images), per_batch):
+            x = images[start : start + per_batch]
+            bounds = iwae_bound(model, x, k, generator).double()
+            total = total + bounds.sum()
+            squares = squares + (bounds**2).sum()
+            if progress is not None:
+                progress.update(len(x))
     n = len(images)
     mean = total / n
     variance = (squares / n - mean**2).clamp(min=0) * n / max(n - 1, 1)

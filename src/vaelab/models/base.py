@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -100,22 +102,28 @@ class LatentModel(nn.Module):
         return log_mixture_pdf(z, *self.prior_components())
 
     def prior_components(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The VampPrior's mixture components: the posteriors of the pseudo-inputs.
+        """The VampPrior's mixture components: the posteriors of the pseudo-inputs."""
+        if self._prior_cache is not None:
+            return self._prior_cache
+        q = self.encode(self.pseudo_inputs())
+        return q.mean.float(), q.logvar.float()
 
-        With gradients off nothing can flow back into the encoder, so the components are
-        encoded once per version of the weights instead of once per batch (an evaluation at
-        k = 5000 asks for them a hundred thousand times). An optimizer step or a loaded
-        state dict writes the parameters in place, which bumps their version and drops the
-        cache.
-        """
-        if torch.is_grad_enabled():
-            q = self.encode(self.pseudo_inputs())
-            return q.mean.float(), q.logvar.float()
-        weights = tuple((p.data_ptr(), p._version) for p in self.parameters())
-        if self._prior_cache is None or self._prior_cache[0] != weights:
-            q = self.encode(self.pseudo_inputs())
-            self._prior_cache = (weights, (q.mean.float(), q.logvar.float()))
-        return self._prior_cache[1]
+    @contextmanager
+    def frozen_prior(self) -> Iterator[None]:
+        """Within it the caller promises not to change the weights, so the VampPrior's
+        components are encoded once instead of on every `log_prior` call (an evaluation at
+        k = 5000 makes a hundred thousand of them). Only an explicit promise will do: a
+        fused optimizer step writes the parameters without bumping their version counters,
+        so a cache cannot tell on its own that the weights changed."""
+        if self.standard_prior or self._prior_cache is not None:
+            yield
+            return
+        with torch.no_grad():
+            self._prior_cache = self.prior_components()
+        try:
+            yield
+        finally:
+            self._prior_cache = None
 
     def posterior(self, mean: torch.Tensor, logvar: torch.Tensor | None) -> Posterior:
         clamp = getattr(self.config, "logvar_clamp", None)
