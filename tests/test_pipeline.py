@@ -274,13 +274,15 @@ def test_a_registered_model_artifact_is_fetched_and_loaded(shared, tmp_path):
 
 
 def experiments_shown(project, env) -> dict[str, dict]:
-    """Every named experiment in `dvc exp show --json`, name -> its `data`."""
+    """Every named experiment in `dvc exp show --json` that has run (has metrics),
+    name -> its `data`."""
     found = {}
 
     def walk(node):
         if isinstance(node, dict):
-            if node.get("name") and isinstance(node.get("data"), dict):
-                found[node["name"]] = node["data"]
+            data = node.get("data")
+            if node.get("name") and isinstance(data, dict) and data.get("metrics"):
+                found[node["name"]] = data
             node = list(node.values())
         if isinstance(node, list):
             for child in node:
@@ -290,22 +292,19 @@ def experiments_shown(project, env) -> dict[str, dict]:
     return found
 
 
-def find_experiment(node, name):
-    """The `data` of experiment `name` anywhere in `dvc exp show --json` output."""
-    if isinstance(node, dict):
-        if (
-            node.get("name") == name
-            and isinstance(node.get("data"), dict)
-            and node["data"].get("metrics")
-        ):
-            return node["data"]
-        node = list(node.values())
-    if isinstance(node, list):
-        for child in node:
-            found = find_experiment(child, name)
-            if found is not None:
-                return found
-    return None
+def assert_latent_sweep(shown: dict[str, dict], latent_dims) -> None:
+    """Each point `latent-D` of a cvae latent-size sweep shows its own size in its params
+    and its metrics, and no two points reached the same ELBO."""
+    elbos = {}
+    for latent_dim in latent_dims:
+        data = shown.get(f"latent-{latent_dim}")
+        assert data is not None, f"latent-{latent_dim} missing from dvc exp show"
+        metrics = data["metrics"][f"{FOLDER}/cvae/metrics.json"]["data"]
+        assert metrics["latent"]["dims"] == latent_dim
+        cvae_params = data["params"]["params.yaml"]["data"]["experiments"]["cvae"]
+        assert cvae_params["latent_dim"] == latent_dim
+        elbos[latent_dim] = metrics["elbo"]["mc_1sample_nats"]
+    assert len(set(elbos.values())) == len(elbos), elbos
 
 
 def wait_for_queue(project, env, timeout=900):
@@ -355,17 +354,7 @@ def test_queued_sweep_shows_each_experiment(pipeline):
     assert status.count("Success") == 2, status
     assert most == 2, "the two experiments never ran at the same time"
 
-    shown = json.loads(dvc(["exp", "show", "--json"], project, env).stdout)
-    elbos = {}
-    for latent_dim in (5, 6):
-        data = find_experiment(shown, f"latent-{latent_dim}")
-        assert data is not None, f"latent-{latent_dim} missing from dvc exp show"
-        metrics = data["metrics"][f"{FOLDER}/cvae/metrics.json"]["data"]
-        assert metrics["latent"]["dims"] == latent_dim
-        cvae_params = data["params"]["params.yaml"]["data"]["experiments"]["cvae"]
-        assert cvae_params["latent_dim"] == latent_dim
-        elbos[latent_dim] = metrics["elbo"]["mc_1sample_nats"]
-    assert elbos[5] != elbos[6]
+    assert_latent_sweep(experiments_shown(project, env), (5, 6))
 
 
 def test_a_sweep_split_over_two_machines_meets_in_a_third_clone(shared, tmp_path):
@@ -398,16 +387,7 @@ def test_a_sweep_split_over_two_machines_meets_in_a_third_clone(shared, tmp_path
 
     third = clone(origin, tmp_path / "m3", env, pull=False)
     dvc(["exp", "pull", "origin"], third, env)
-    shown = experiments_shown(third, env)
-    elbos = {}
-    for latent_dim in shares:
-        data = shown[f"latent-{latent_dim}"]
-        metrics = data["metrics"][f"{FOLDER}/cvae/metrics.json"]["data"]
-        assert metrics["latent"]["dims"] == latent_dim
-        cvae_params = data["params"]["params.yaml"]["data"]["experiments"]["cvae"]
-        assert cvae_params["latent_dim"] == latent_dim
-        elbos[latent_dim] = metrics["elbo"]["mc_1sample_nats"]
-    assert elbos[5] != elbos[6]
+    assert_latent_sweep(experiments_shown(third, env), shares)
 
     # the README's one-line grid queues one experiment per value
     dvc(["exp", "run", "--queue", "-S", "experiments.cvae.latent_dim=7,8"], third, env)
