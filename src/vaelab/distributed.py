@@ -18,6 +18,7 @@ import functools
 import logging
 import os
 import re
+import signal
 import sys
 import uuid
 from contextlib import contextmanager
@@ -174,6 +175,9 @@ class PeerLost(VaelabError):
     exit_code = 4
 
 
+# How a rank exits when the agent stops it (SIGTERM arrives as KeyboardInterrupt): 128 + SIGINT
+STOPPED_BY_AGENT = 130
+
 # Set by `launch` for its ranks: the agent reports a dead rank, so the others keep quiet.
 AGENT_REPORTS = "VAELAB_AGENT_REPORTS"
 
@@ -185,7 +189,7 @@ def peers_watched(ranks: Ranks, where: str):
         yield
     except KeyboardInterrupt:
         if os.environ.get(AGENT_REPORTS):  # the agent was stopped too and says so once
-            raise SystemExit(130) from None
+            raise SystemExit(STOPPED_BY_AGENT) from None
         raise
     except CollectiveFailed as exc:
         if os.environ.get(AGENT_REPORTS):
@@ -225,10 +229,9 @@ def launch(processes: int, where: str) -> None:
         raise KeyboardInterrupt from None
     except ChildFailedError as exc:
         # the rank that failed first, not those that lost it (PeerLost) or that the agent
-        # then stopped (SIGTERM)
-        causes = {
-            r: f for r, f in exc.failures.items() if f.exitcode not in (PeerLost.exit_code, -15)
-        }
+        # then stopped (SIGTERM, or its KeyboardInterrupt if the rank was in Python code)
+        consequences = (PeerLost.exit_code, STOPPED_BY_AGENT, -signal.SIGTERM)
+        causes = {r: f for r, f in exc.failures.items() if f.exitcode not in consequences}
         rank, failure = min(causes.items()) if causes else exc.get_first_failure()
         code = failure.exitcode
         if code in (2, 3):  # a user error: the rank has printed its own one line
