@@ -1,6 +1,6 @@
 """Training speed: the TensorFlow tutorial, the project's trainer and a plain DataLoader loop.
 
-    python -m benchmarks.train_speed [--steps 1875] [--rounds 3] [--amp] [--no-tf] [--repro]
+    python -m benchmarks.train_speed [--steps 1875] [--rounds 3] [--amp] [--no-tf]
 
 Each way trains the cvae reference config (batch 32, Adam 1e-4, latent 2) for the same
 number of steps on the prepared MNIST data, in a fresh process; the torch ways start from
@@ -31,14 +31,12 @@ layer, and keeps freed memory for reuse (vaelab.device.keep_freed_memory). The p
 with only that allocator setting ("plain-kept") shows how much of the difference it makes.
 --amp adds the trainer with bf16 autocast (`amp: true`).
 
---repro also times a full `dvc repro` of every MNIST experiment (download, prepare, train,
-evaluate, embed, render) from a clean state, in a throwaway clone of HEAD.
+A clean `dvc repro`, stage by stage, is timed by benchmarks/repro_time.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -55,10 +53,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from vaelab.data import load_split
 from vaelab.device import describe, keep_freed_memory, resolve_device
-from vaelab.experiments import experiments_of, load_experiment, parse_experiment
+from vaelab.experiments import load_experiment, parse_experiment
 from vaelab.models import build_model
 from vaelab.objectives import mc_elbo, mean_terms
-from vaelab.params import load_params
 from vaelab.training import make_optimizer, train
 
 PREPARED = Path("data/prepared/mnist_binary")
@@ -206,7 +203,6 @@ def summary(rates: list[dict[str, float]], references=("tf", "plain")) -> pd.Dat
 def main(
     steps: int = typer.Option(1875, help="Training steps for each way (1875 = one epoch)."),
     rounds: int = typer.Option(3, min=1, help="Times each way runs; the medians are reported."),
-    repro: bool = typer.Option(False, help="Also time a clean `dvc repro` of the MNIST runs."),
     amp: bool = typer.Option(False, help="Also time the trainer with bf16 autocast."),
     tf: bool = typer.Option(True, "--tf/--no-tf", help="Also time the TensorFlow tutorial."),
     tf_requirement: str = typer.Option(TF_REQUIREMENT, help="The TensorFlow the tf way runs."),
@@ -266,40 +262,6 @@ def main(
             + "".join(f"{table.loc[name, column]:8.2f}x" for column in ratio_columns)
             + f"  {elbo:9.2f} ({elbo - results[reference]['elbo']:+.2f})"
         )
-    if repro:
-        time_repro(mnist_targets(load_params()))
-
-
-def mnist_targets(config) -> list[str]:
-    """Every stage after training of each experiment on MNIST (all need no Fashion-MNIST)."""
-    return [
-        f"{stage}@{name}"
-        for name, spec in experiments_of(config).items()
-        if config.prepared(spec.data).dataset == "mnist"
-        for stage in ("evaluate", "embed", "render")
-    ]
-
-
-def time_repro(targets: list[str]) -> None:
-    """`dvc repro` of the MNIST experiments from nothing, in a throwaway clone of HEAD."""
-    root = Path.cwd()
-    env = dict(os.environ, CI="true")
-    mirror = env.get("VAELAB_MIRROR", "")
-    if mirror and "://" not in mirror:
-        env["VAELAB_MIRROR"] = str((root / mirror).resolve())
-    with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / "project"
-        subprocess.run(["git", "clone", "-q", str(root), str(copy)], check=True)
-        started = time.perf_counter()
-        subprocess.run(
-            ["dvc", "repro", *targets],
-            cwd=copy,
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        elapsed = time.perf_counter() - started
-    print(f"clean `dvc repro` of {', '.join(targets)}: {elapsed:.0f} s ({elapsed / 60:.1f} min)")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,116 @@
+"""How fast the IWAE evaluation decodes, against the CPU's (or GPU's) own matmul rate.
+
+    python -m benchmarks.decode_speed [--experiments cvae,vae_conv] [--batch 500] [--rounds 3]
+
+`evaluate` spends its time in the decoder: k samples per test image, batch_size decodes at a
+time. This times that call (inference mode, fp32, random weights of the experiment's
+architecture: the rate does not depend on the values) in several formulations, counts its
+floating-point operations with torch.utils.flop_counter, and prints GFLOP/s beside the rate
+of a 2048 x 2048 fp32 matmul (and bf16, for scale) measured in the same run. Formulations
+and matmuls run in rounds, interleaved, and the medians are printed.
+
+Formulations: "eager" is the model as evaluate runs it; "contiguous" the same module with
+NCHW weights; "traced-frozen" torch.jit.trace + freeze + optimize_for_inference (oneDNN
+prepacked weights, conv+ReLU fused); "compiled" torch.compile with inductor's freezing.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+
+import pandas as pd
+import torch
+import typer
+from torch.utils.flop_counter import FlopCounterMode
+
+from vaelab.device import describe, resolve_device
+from vaelab.experiments import load_experiment
+from vaelab.models import build_model
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+def seconds_per_call(fn, x: torch.Tensor, min_seconds: float = 2.0) -> float:
+    for _ in range(3):
+        fn(x)
+    calls, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < min_seconds:
+        fn(x)
+        calls += 1
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()
+        elapsed = time.perf_counter() - start
+    return elapsed / calls
+
+
+def matmul_gflops(dtype: torch.dtype, device: torch.device, n: int = 2048) -> float:
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    return 2 * n**3 / seconds_per_call(lambda _: a @ b, a) / 1e9
+
+
+def flops_of(fn, x: torch.Tensor) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn(x)
+    return counter.get_total_flops()
+
+
+def formulations(decoder: torch.nn.Module, z: torch.Tensor) -> dict:
+    contiguous = copy.deepcopy(decoder).to(memory_format=torch.contiguous_format)
+    ways = {"eager": decoder, "contiguous": contiguous}
+    with torch.no_grad():
+        traced = torch.jit.trace(copy.deepcopy(decoder), z)
+        ways["traced-frozen"] = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+    import torch._inductor.config as inductor
+
+    inductor.freezing = True
+    ways["compiled"] = torch.compile(copy.deepcopy(decoder))
+    return ways
+
+
+@app.command()
+def main(
+    experiments: str = typer.Option("cvae,vae_conv", help="Comma-separated experiment names."),
+    batch: int = typer.Option(500, help="Decodes per call (evaluate's batch_size)."),
+    rounds: int = typer.Option(3, min=1),
+    device: str = typer.Option("auto"),
+    seconds: float = typer.Option(2.0, help="Minimum timed seconds per measurement."),
+) -> None:
+    where = resolve_device(device)
+    print(f"device: {describe(where)}; torch {torch.__version__}; decode batch {batch}")
+    subjects = {}
+    for name in experiments.split(","):
+        config, spec = load_experiment("params.yaml", name)
+        image_size = config.prepared(spec.data).size
+        model = build_model(spec.model, image_size, spec.model_knobs).to(where).eval()
+        z = torch.randn(batch, model.config.latent_dim, device=where)
+        with torch.inference_mode():
+            ways = formulations(model.decoder, z)
+            gflop = flops_of(model.decoder, z) / 1e9
+        subjects[name] = (ways, z, gflop)
+        print(f"{name}: {spec.model} on {image_size}px, {gflop / batch * 1e3:.2f} MFLOP a decode")
+
+    rows = []
+    for round_ in range(rounds):
+        for dtype in (torch.float32, torch.bfloat16):
+            rate = matmul_gflops(dtype, where)
+            rows.append(dict(round=round_, subject="matmul 2048", way=str(dtype)[6:], gflops=rate))
+        for name, (ways, z, gflop) in subjects.items():
+            for way, decoder in ways.items():
+                with torch.inference_mode():
+                    per_call = seconds_per_call(decoder, z, seconds)
+                rows.append(dict(round=round_, subject=name, way=way, gflops=gflop / per_call))
+        print(f"round {round_ + 1}/{rounds} done")
+    table = pd.DataFrame(rows).groupby(["subject", "way"], sort=False)["gflops"]
+    medians = table.median().rename("GFLOP/s (median)").to_frame()
+    medians["min"] = table.min()
+    medians["max"] = table.max()
+    fp32 = statistics.median(r["gflops"] for r in rows if r["way"] == "float32")
+    medians["vs fp32 matmul"] = medians["GFLOP/s (median)"] / fp32
+    print(medians.round(2).to_string())
+
+
+if __name__ == "__main__":
+    app()
