@@ -20,6 +20,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -71,7 +72,9 @@ def main(
     mnist_only: bool = typer.Option(False, help="Prepare the Fashion-MNIST sets from MNIST."),
 ) -> None:
     root = Path.cwd()
-    env = dict(os.environ, CI="true")
+    # dvc and the stages' `python` from this environment, however the script was started
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = dict(os.environ, CI="true", PATH=path)
     mirror = env.get("VAELAB_MIRROR", "")
     if mirror and "://" not in mirror:
         env["VAELAB_MIRROR"] = str((root / mirror).resolve())
