@@ -24,7 +24,7 @@ from vaelab.cli import (
     user_errors,
 )
 from vaelab.data import hold_out, load_split, read_meta
-from vaelab.device import describe, resolve_device
+from vaelab.device import describe, resolve_device, uses_bf16
 from vaelab.epoch_log import EpochLog
 from vaelab.errors import ParamsError
 from vaelab.experiments import load_experiment
@@ -83,10 +83,12 @@ def main(
         out, live = ensure_writable_dir(out), ensure_writable_dir(live)
         remove_stale_temporaries(out)
         processes = f", {ranks.world} processes" if ranks.distributed else ""
+        precision = "bf16 autocast" if uses_bf16(spec.amp, device) else "fp32"
         say(
             f"train {name}: {spec.model} on {spec.data} ({meta['dataset']}), "
             f"latent {spec.model_knobs.latent_dim}, {spec.epochs} epochs of batch "
-            f"{spec.batch_size}, {spec.optimizer} lr {spec.lr}, on {describe(device)}{processes}"
+            f"{spec.batch_size}, {spec.optimizer} lr {spec.lr}, {precision}, "
+            f"on {describe(device)}{processes}"
         )
         checkpoint = Checkpoint(out / "checkpoint.pt", fingerprint(spec, meta, limit))
         # only rank 0 reads it: the other ranks may sit on nodes that cannot see the file
@@ -104,6 +106,7 @@ def main(
                 **flat,
                 "dataset": meta["dataset"],
                 "binarize": meta["binarize"],
+                "precision": precision,
                 "classes": meta["classes"],
                 "epochs_run": state.epoch,
                 "kept_epoch": state.best_epoch if spec.validation else state.epoch,

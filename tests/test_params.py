@@ -113,7 +113,7 @@ def test_shipped_params_are_valid():
         (
             "experiments.cvae.amp",
             "yes",
-            "experiments.cvae.amp = 'yes' is invalid: expected true or false",
+            "experiments.cvae.amp = 'yes' is invalid: allowed values are false, true, auto",
         ),
         (
             "data.prepared.mnist_binary.size",

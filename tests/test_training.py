@@ -7,6 +7,7 @@ from conftest import experiment, fit
 from vaelab import training
 from vaelab.checkpoint import Checkpoint, fingerprint
 from vaelab.data import load_split, read_meta
+from vaelab.device import uses_bf16
 from vaelab.errors import ParamsError, TrainingDiverged
 from vaelab.model_file import load_model, save_model
 from vaelab.models import build_model
@@ -212,3 +213,29 @@ def test_compiled_objective_trains_like_the_eager_one(prepared_data):
         assert compiled.history[0][key] == pytest.approx(eager.history[0][key], abs=1e-3)
     for name, value in _state(eager).items():
         assert torch.allclose(compiled.model.state_dict()[name], value, atol=1e-5), name
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "expected"),
+    [
+        ({"amx_bf16": True, "avx512_bf16": False}, True),
+        ({"amx_bf16": False, "avx512_bf16": True}, True),
+        ({"amx_bf16": False, "avx512_bf16": False, "avx512_f": True}, False),
+    ],
+)
+def test_amp_auto_takes_bf16_only_on_cpus_that_compute_it(monkeypatch, capabilities, expected):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
+    cpu = torch.device("cpu")
+    assert uses_bf16("auto", cpu) is expected
+    # an explicit setting is obeyed whatever the hardware
+    assert uses_bf16(True, cpu) is True and uses_bf16(False, cpu) is False
+
+
+def test_amp_auto_trains_in_bf16_where_the_cpu_has_it(prepared_data, monkeypatch):
+    data = prepared_data / "binary28"
+    fp32 = fit(experiment(epochs=1, batch_size=64), data)
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True})
+    auto = fit(experiment(epochs=1, batch_size=64, amp="auto"), data)
+    bf16 = fit(experiment(epochs=1, batch_size=64, amp=True), data)
+    assert auto.history[0]["train/loss"] == bf16.history[0]["train/loss"]
+    assert auto.history[0]["train/loss"] != fp32.history[0]["train/loss"]

@@ -95,6 +95,22 @@ def resolve_device(name: str, threads: int = 0, local_rank: int | None = None) -
     return _cuda(local_rank) if name == "cuda" else torch.device(name)
 
 
+def uses_bf16(amp: bool | str, device: torch.device) -> bool:
+    """Whether `amp` (true, false or "auto") trains in bf16 autocast on `device`.
+
+    auto takes bf16 where it has native arithmetic: GPUs that report bf16 support, and CPUs
+    with AMX or AVX512-BF16. Elsewhere autocast would emulate bf16 in fp32 registers and
+    run slower than plain fp32, so auto keeps fp32."""
+    if amp != "auto":
+        return bool(amp)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        capabilities = torch.cpu.get_capabilities()
+        return bool(capabilities.get("amx_bf16") or capabilities.get("avx512_bf16"))
+    return False
+
+
 def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"

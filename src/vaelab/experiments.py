@@ -31,7 +31,9 @@ class TrainingSpec(Knobs):
     optimizer: Literal["adam", "rmsprop"]
     lr: float = Field(gt=0)
     seed: int = 0
-    amp: bool = False  # bf16 autocast for the training step
+    # bf16 autocast for the training step; auto: where the hardware computes bf16 natively
+    # (vaelab.device.uses_bf16)
+    amp: Literal[False, True, "auto"] = False
     # Hold out the last N training images: per-epoch curves use them instead of the test
     # split, and the model kept is the epoch with the best validation ELBO.
     validation: int = Field(default=0, ge=0)

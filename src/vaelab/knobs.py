@@ -9,6 +9,7 @@ as written and what is allowed, with a did-you-mean for a misspelt key.
 from __future__ import annotations
 
 import difflib
+import re
 import typing
 from collections.abc import Iterable
 from typing import Any
@@ -92,6 +93,7 @@ def _one_line(cls: type, error: dict, where: str) -> str:
     ctx = error.get("ctx", {})
     if kind == "literal_error":
         choices = ctx["expected"].replace("'", "").replace(" or ", ", ")
+        choices = re.sub(r"\b(True|False)\b", lambda m: m[0].lower(), choices)  # YAML's spelling
         return f"{key} = {written} is invalid: allowed values are {choices}"
     if kind == "greater_than_equal":
         return f"{key} = {written} is invalid: must be >= {ctx['ge']:g}"

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from vaelab.device import uses_bf16
 from vaelab.distributed import SINGLE, Ranks, Share, all_reduce_, all_reduce_gradients
 from vaelab.errors import ParamsError, TrainingDiverged
 from vaelab.experiments import ExperimentSpec
@@ -168,7 +169,8 @@ def train_epoch(
     state.model.train()
     device = images.device
     steps = -(-len(images) // spec.batch_size)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec.amp)
+    bf16 = uses_bf16(spec.amp, device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     step_losses = torch.zeros(steps, device=device)
     totals = Totals.zeros(device)
     order = torch.randperm(len(images), generator=state.shuffle).to(device)
