@@ -32,6 +32,17 @@ from vaelab.models import build_model
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
+class Decoder(torch.nn.Module):
+    """A model's decode as a module of its own, for tracing and compiling."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, z):
+        return self.model.decode(z)
+
+
 def seconds_per_call(fn, x: torch.Tensor, min_seconds: float = 2.0) -> float:
     for _ in range(3):
         fn(x)
@@ -61,7 +72,7 @@ def formulations(decoder: torch.nn.Module, z: torch.Tensor) -> dict:
     contiguous = copy.deepcopy(decoder).to(memory_format=torch.contiguous_format)
     ways = {"eager": decoder, "contiguous": contiguous}
     with torch.no_grad():
-        traced = torch.jit.trace(copy.deepcopy(decoder), z)
+        traced = torch.jit.trace(copy.deepcopy(decoder).eval(), z)
         ways["traced-frozen"] = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
     import torch._inductor.config as inductor
 
@@ -87,8 +98,9 @@ def main(
         model = build_model(spec.model, image_size, spec.model_knobs).to(where).eval()
         z = torch.randn(batch, model.config.latent_dim, device=where)
         with torch.inference_mode():
-            ways = formulations(model.decoder, z)
-            gflop = flops_of(model.decoder, z) / 1e9
+            decoder = Decoder(model).eval()
+            ways = formulations(decoder, z)
+            gflop = flops_of(decoder, z) / 1e9
         subjects[name] = (ways, z, gflop)
         print(f"{name}: {spec.model} on {image_size}px, {gflop / batch * 1e3:.2f} MFLOP a decode")
 

@@ -17,13 +17,15 @@ app = stage_app(__doc__)
 @app.command()
 @user_errors
 def main(
-    name: Annotated[str, typer.Argument(help="A key of data.prepared in params.")],
+    name: Annotated[
+        str, typer.Argument(help="A key of data.prepared (or literature.prepared) in params.")
+    ],
     raw: Annotated[Path, typer.Option(help="The dataset's verified raw files.")],
     out: OutDir,
     params: ParamsFile = Path("params.yaml"),
     manifest: Path = typer.Option(DEFAULT_MANIFEST, help="Expected checksums and shapes."),
 ) -> None:
-    """Prepare one (dataset, transform) pair named in data.prepared."""
+    """Prepare one (dataset, transform) pair named in data.prepared or literature.prepared."""
     spec = load_params(params).prepared(name)
     say(f"prepare {name}: {spec.dataset}, binarize={spec.binarize}, {spec.size}x{spec.size}")
     prepare(

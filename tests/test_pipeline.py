@@ -63,7 +63,11 @@ def test_repro_runs_every_stage_and_writes_every_output(template):
     project, _, first = template
     # download and report once, prepare and classifier per prepared set, the rest per experiment
     expected = 2 + 2 * len(PREPARED) + len(EXPERIMENTS) * len(PER_EXPERIMENT) + 1
-    assert len(stages_run(first.stdout)) == expected
+    run = stages_run(first.stdout)
+    assert len(run) == expected
+    # the literature track's own sets are neither prepared nor classified by the default run
+    assert PARAMS["literature"]["prepared"]
+    assert not [stage for stage in run if stage.split("@")[-1] in PARAMS["literature"]["prepared"]]
     for name in EXPERIMENTS:
         reports = project / FOLDER / name
         for file in (
@@ -480,6 +484,7 @@ def test_literature_track_runs_from_its_own_pipeline_file(pipeline):
             for stage in ("train", "evaluate")
             for name in names
         ),
+        *(f"literature/dvc.yaml:prepare@{name}" for name in literature["prepared"]),
         "literature/dvc.yaml:report",
     }
     page = (project / "reports/literature.md").read_text()

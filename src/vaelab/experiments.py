@@ -17,7 +17,7 @@ from vaelab.errors import ParamsError
 from vaelab.knobs import Knobs, did_you_mean, quote, unknown_name, validate
 from vaelab.models import MODELS, ModelConfig
 from vaelab.objectives import OBJECTIVES
-from vaelab.params import Params, load_params
+from vaelab.params import Params, PreparedSpec, load_params
 
 
 class TrainingSpec(Knobs):
@@ -77,8 +77,11 @@ def _choose(where: str, key: str, value: Any, registry: dict) -> str:
     return value
 
 
-def parse_experiment(where: str, raw: Any, params: Params | None = None) -> ExperimentSpec:
-    """Validate one experiment entry; with `params`, check its data against the model too."""
+def parse_experiment(
+    where: str, raw: Any, prepared: dict[str, PreparedSpec] | None = None
+) -> ExperimentSpec:
+    """Validate one experiment entry; with the `prepared` sets its track may train on, check
+    its data against the model too."""
     if not isinstance(raw, dict):
         raise ParamsError(f"{where} = {quote(raw)} is invalid: expected a mapping")
     model_name = _choose(where, "model", raw.get("model"), MODELS)
@@ -105,8 +108,8 @@ def parse_experiment(where: str, raw: Any, params: Params | None = None) -> Expe
             f"{where}.objective = {objective_name!r} is invalid for model {model_name!r}: "
             f"allowed values are {', '.join(fitting)}"
         )
-    if params is not None:
-        _check_data(where, spec, params)
+    if prepared is not None:
+        _check_data(where, spec, prepared)
     return spec
 
 
@@ -128,11 +131,11 @@ def _misplaced(where: str, key: str, model_name: str, objective_name: str) -> st
     return f"{where}.{key}: unknown key{did_you_mean(key, allowed)} (allowed: {', '.join(allowed)})"
 
 
-def _check_data(where: str, spec: ExperimentSpec, params: Params) -> None:
-    if spec.data not in params.data.prepared:
-        message = unknown_name("data.prepared", spec.data, params.data.prepared)
+def _check_data(where: str, spec: ExperimentSpec, prepared: dict[str, PreparedSpec]) -> None:
+    if spec.data not in prepared:
+        message = unknown_name("data.prepared", spec.data, prepared)
         raise ParamsError(f"{where}.data = {spec.data!r} is invalid: {message.split(': ', 1)[1]}")
-    size = params.data.prepared[spec.data].size
+    size = prepared[spec.data].size
     sizes = MODELS[spec.model].image_sizes
     if size not in sizes:
         raise ParamsError(
@@ -145,7 +148,7 @@ def experiments_of(params: Params, track: str = "references") -> dict[str, Exper
     """Every experiment of a track validated, so a bad key anywhere fails before any work."""
     where = "experiments" if track == "references" else f"{track}.experiments"
     return {
-        name: parse_experiment(f"{where}.{name}", raw, params)
+        name: parse_experiment(f"{where}.{name}", raw, params.prepared_sets(track))
         for name, raw in params.track(track).experiments.items()
     }
 

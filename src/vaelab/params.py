@@ -37,13 +37,17 @@ class DataSpec(Knobs):
 
     @model_validator(mode="after")
     def _prepared_datasets_have_mirrors(self) -> DataSpec:
-        for name, prepared in self.prepared.items():
-            if prepared.dataset not in self.mirrors:
-                raise ParamsError(
-                    f"data.prepared.{name}.dataset = {prepared.dataset!r} has no entry in "
-                    f"data.mirrors (have: {', '.join(self.mirrors)})"
-                )
+        check_mirrors("data.prepared", self.prepared, self.mirrors)
         return self
+
+
+def check_mirrors(where: str, prepared: dict[str, PreparedSpec], mirrors: dict) -> None:
+    for name, spec in prepared.items():
+        if spec.dataset not in mirrors:
+            raise ParamsError(
+                f"{where}.{name}.dataset = {spec.dataset!r} has no entry in data.mirrors "
+                f"(have: {', '.join(mirrors)})"
+            )
 
 
 class EvaluateSpec(Knobs):
@@ -94,6 +98,8 @@ class Track(Knobs):
     # name -> the experiment's keys; vaelab.experiments checks what is inside
     experiments: dict[str, dict[str, Any]] = Field(min_length=1)
     evaluate: EvaluateSpec
+    # prepared sets only this track trains on: its own pipeline file prepares them
+    prepared: dict[str, PreparedSpec] = Field(default_factory=dict)
 
 
 TRACKS = ("references", "literature")
@@ -118,6 +124,10 @@ class Params(Knobs):
         literature = self.literature.experiments if self.literature else {}
         for name in set(self.experiments) & set(literature):
             raise ParamsError(f"literature.experiments.{name}: the name is taken by experiments")
+        own_prepared = self.literature.prepared if self.literature else {}
+        for name in set(self.data.prepared) & set(own_prepared):
+            raise ParamsError(f"literature.prepared.{name}: the name is taken by data.prepared")
+        check_mirrors("literature.prepared", own_prepared, self.data.mirrors)
         for name in self.references:
             if name not in self.experiments and name not in literature:
                 raise ParamsError(
@@ -140,10 +150,16 @@ class Params(Knobs):
             raise ParamsError(unknown_name(where, name, experiments))
         return experiments[name]
 
+    def prepared_sets(self, track: str = "references") -> dict[str, PreparedSpec]:
+        """The prepared sets a track's experiments may train on: data.prepared and its own."""
+        return {**self.data.prepared, **self.track(track).prepared}
+
     def prepared(self, name: str) -> PreparedSpec:
-        if name not in self.data.prepared:
-            raise ParamsError(unknown_name("data.prepared", name, self.data.prepared))
-        return self.data.prepared[name]
+        """A prepared set of any track."""
+        every = {**self.data.prepared, **(self.literature.prepared if self.literature else {})}
+        if name not in every:
+            raise ParamsError(unknown_name("data.prepared", name, every))
+        return every[name]
 
 
 def parse_params(raw: Any) -> Params:

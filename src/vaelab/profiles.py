@@ -52,9 +52,10 @@ def apply_profile(params: dict, name: str) -> dict:
     if name not in PROFILES:
         raise ParamsError(f"profile {name!r} is unknown; allowed: {', '.join(PROFILES)}")
     profile = PROFILES[name]
-    for prepared in params["data"]["prepared"].values():
-        prepared.update(train_limit=profile["train_limit"], test_limit=profile["test_limit"])
     literature = params.get("literature") or {"experiments": {}, "evaluate": {}}
+    own_prepared = literature.get("prepared", {})
+    for prepared in [*params["data"]["prepared"].values(), *own_prepared.values()]:
+        prepared.update(train_limit=profile["train_limit"], test_limit=profile["test_limit"])
     for spec in [*params["experiments"].values(), *literature["experiments"].values()]:
         spec["epochs"] = min(spec["epochs"], profile["epochs"])
         if profile["batch_size"]:
