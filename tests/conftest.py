@@ -109,6 +109,7 @@ def experiment(**overrides):
         optimizer="adam",
         lr=1e-3,
         seed=0,
+        amp=False,  # fp32 whatever the CPU: exact comparisons stay exact on every machine
     )
     values.update(overrides)
     return parse_experiment("experiments.t", values)

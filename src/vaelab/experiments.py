@@ -32,8 +32,8 @@ class TrainingSpec(Knobs):
     lr: float = Field(gt=0)
     seed: int = 0
     # bf16 autocast for the training step; auto: where the hardware computes bf16 natively
-    # (vaelab.device.uses_bf16)
-    amp: Literal[False, True, "auto"] = False
+    # (vaelab.device.uses_bf16); README, "Training speed", says why it is the default
+    amp: Literal[False, True, "auto"] = "auto"
     # Hold out the last N training images: per-epoch curves use them instead of the test
     # split, and the model kept is the epoch with the best validation ELBO.
     validation: int = Field(default=0, ge=0)
