@@ -3,6 +3,7 @@ module it imports. A missing dep leaves stale results; an extra one reruns work 
 nothing (a plotting change must never retrain a model)."""
 
 import ast
+import functools
 import json
 import re
 import subprocess
@@ -43,7 +44,8 @@ def script_of(name: str, path: str = "dvc.yaml") -> str:
     return re.match(r"python (stages/\w+\.py)", stage_definition(name, path)["cmd"]).group(1)
 
 
-def loaded_code(script: str) -> set[str]:
+@functools.cache  # a fresh interpreter per script: the same answer every time it is asked
+def loaded_code(script: str) -> frozenset[str]:
     done = subprocess.run(
         [sys.executable, "-c", LOADED, str(ROOT / script)],
         cwd=ROOT,
@@ -58,7 +60,7 @@ def loaded_code(script: str) -> set[str]:
             every = {str(p.relative_to(ROOT)) for p in (ROOT / package).glob("*.py")}
             assert inside == every, f"{script} loads only part of {package}: {sorted(inside)}"
             files = (files - inside) | {package}
-    return files | {script}
+    return frozenset(files | {script})
 
 
 def declared_code(name: str, path: str = "dvc.yaml") -> set[str]:
