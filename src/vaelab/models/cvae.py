@@ -46,7 +46,10 @@ class CVAE(LatentModel):
             nn.ReLU(inplace=True),
             # The tutorial's ConvT(1, 3, s1, same): a stride-1 transposed convolution is a
             # convolution with the kernel flipped, and Glorot-uniform init is symmetric under
-            # the flip, so this is the same model; Conv2d runs 1.2x faster on the CPU.
+            # the flip, so this is the same model. Its forward is as fast as the ConvT's but
+            # its backward is slower on oneDNN CPUs (benchmarks.op_profile); going back to
+            # the ConvT changes the weights' shape and initial draw, so the reference
+            # figures would need rerunning.
             nn.Conv2d(32, 1, 3, padding=1),
         )
         keras_init(self)
