@@ -196,3 +196,13 @@ def fit(spec, data_dir: Path, checkpoint: Path | None = None, name: str = "t") -
     log = EpochLog(name, spec.epochs, test_x, saver, None, resumed)
     state = train(spec, name, train_x, test_x, log, resumed)
     return Fitted(state, log.grids, resumed["epoch"] if resumed else 0)
+
+
+def benchmark_module(name: str):
+    """A script of benchmarks/ loaded by path: the folder is not part of the package."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -9,24 +9,15 @@ float32 channels_last, as the trainer runs them. No TensorFlow needed.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
+from conftest import benchmark_module
 from torch import nn
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def same_function():
-    spec = importlib.util.spec_from_file_location(
-        "same_function", ROOT / "benchmarks" / "same_function.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("same_function")
 
 
 def gradients(layer: nn.Module, x: torch.Tensor, dy: torch.Tensor, params) -> list:

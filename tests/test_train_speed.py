@@ -7,22 +7,13 @@ taken within its round, so that a machine slowing down between rounds cancels.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def train_speed():
-    spec = importlib.util.spec_from_file_location(
-        "train_speed", ROOT / "benchmarks" / "train_speed.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("train_speed")
 
 
 def test_each_way_leads_one_round_in_turn(train_speed):
