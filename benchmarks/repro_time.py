@@ -4,10 +4,12 @@
         [--out timings.json] [--compare before.json] [--mnist-only]
 
 Clones `--rev` of this repository into a temporary folder (an empty DVC cache: everything
-runs), runs `dvc repro` there and stamps each line DVC prints as it arrives; a stage's
-seconds run from its "Running stage" line to the next one (the last to the end), so they
-include the stage's own start-up. `--out` keeps the timings as JSON and `--compare` prints
-them beside an earlier run's, for before/after figures taken on one machine.
+runs), sets it up as the README does (`uv sync --locked`: the commit's own code, packages
+and uv settings, in the clone's own .venv), runs that environment's `dvc repro` and stamps
+each line DVC prints as it arrives; a stage's seconds run from its "Running stage" line to
+the next one (the last to the end), so they include the stage's own start-up. The setup's
+seconds are printed apart and left out of the total. `--out` keeps the timings as JSON and
+`--compare` prints them beside an earlier run's, for before/after figures on one machine.
 
 `--mnist-only` (for machines without Fashion-MNIST, like the mirror in ../shared): the
 clone's params.yaml prepares the Fashion-MNIST sets from MNIST with the same size and
@@ -19,8 +21,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,6 +41,25 @@ def fashion_on_mnist(params_file: Path) -> None:
         if prepared["dataset"] == "fashion_mnist":
             prepared["dataset"] = "mnist"
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+SETUP = "setup (uv sync --locked)"
+
+
+def project_environment(project: Path, env: dict) -> tuple[dict, float]:
+    """The clone's own environment, made as the README's commands make it, and its seconds.
+
+    Not this process's environment: its vaelab is installed editable from another tree, and
+    its bytecode and packages are not necessarily what the commit's setup gives a user."""
+    if shutil.which("uv") is None:
+        raise SystemExit("uv is not on PATH: install it with `python3 -m pip install uv`")
+    outside = {key: value for key, value in env.items() if key != "VIRTUAL_ENV"}
+    started = time.perf_counter()
+    subprocess.run(["uv", "sync", "--locked", "--quiet"], cwd=project, env=outside, check=True)
+    seconds = time.perf_counter() - started
+    venv = project / ".venv"
+    path = os.pathsep.join([str(venv / "bin"), outside.get("PATH", "")])
+    return {**outside, "VIRTUAL_ENV": str(venv), "PATH": path}, seconds
 
 
 def timed_repro(project: Path, env: dict) -> dict[str, float]:
@@ -72,9 +93,7 @@ def main(
     mnist_only: bool = typer.Option(False, help="Prepare the Fashion-MNIST sets from MNIST."),
 ) -> None:
     root = Path.cwd()
-    # dvc and the stages' `python` from this environment, however the script was started
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    env = dict(os.environ, CI="true", PATH=path)
+    env = dict(os.environ, CI="true")
     mirror = env.get("VAELAB_MIRROR", "")
     if mirror and "://" not in mirror:
         env["VAELAB_MIRROR"] = str((root / mirror).resolve())
@@ -87,7 +106,8 @@ def main(
         ).stdout.strip()
         if mnist_only:
             fashion_on_mnist(project / "params.yaml")
-        seconds = timed_repro(project, env)
+        project_env, setup_seconds = project_environment(project, env)
+        seconds = {SETUP: setup_seconds, **timed_repro(project, project_env)}
     table = pd.Series(seconds, name=commit).to_frame()
     if compare is not None:
         before = json.loads(compare.read_text())
