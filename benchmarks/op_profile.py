@@ -29,7 +29,8 @@ difference to the trainer's layer is printed): every row in NCHW (contiguous) la
 the dense layers in NHWC feature order (no flatten/unflatten copy, and gradients that
 come back channels_last), the stride-2 transposed convolutions as sub-pixel, four-phase
 and zero-insertion convolutions, the last layer as the tutorial's stride-1
-ConvTranspose2d; for the whole encoder and decoder, those dense layers and that last
+ConvTranspose2d and as nine taps (a 1x1 convolution to 9 channels, then a shifted sum);
+for the whole encoder and decoder, those dense layers and that last
 layer in place, so that their effect on the neighbouring layers counts, and
 torch.compile (forward and backward; --no-compile leaves it out, as compiling takes a
 while). With --tf-unfused (the default), a second TF worker runs
@@ -69,6 +70,7 @@ from torch.profiler import ProfilerActivity, profile
 from benchmarks.same_function import (
     STRIDE2_FORMS,
     FlattenNHWC,
+    NineTapConv,
     UnflattenNHWC,
     conv_transpose_s1,
     rows_in_hwc_order,
@@ -203,10 +205,13 @@ def torch_cases(model: nn.Module, images, z, compile_: bool) -> dict[tuple[str, 
             add(name, form, nn.Sequential(cls(dec[index]), nn.ReLU(inplace=True)))
     last_transposed = conv_transpose_s1(dec[7])
     add("last", "ConvT s1 (tutorial's)", last_transposed)
+    last_taps = NineTapConv(dec[7])
+    add("last", "nine taps", last_taps)
     # the dense layers' layouts change their neighbours' inputs and gradients too
     add("encoder", "NHWC flatten", nn.Sequential(*enc[0:4], flatten_nhwc))
     add("decoder", "NHWC unflatten", nn.Sequential(*dense_nhwc, *dec[3:]))
     add("decoder", "ConvT s1 last", nn.Sequential(*dec[:7], last_transposed))
+    add("decoder", "nine-tap last", nn.Sequential(*dec[:7], last_taps))
     if compile_:
         for name in ("encoder", "decoder"):
             try:

@@ -51,7 +51,7 @@ def project_environment(project: Path, env: dict) -> tuple[dict, float]:
 
     Not this process's environment: its vaelab is installed editable from another tree, and
     its bytecode and packages are not necessarily what the commit's setup gives a user."""
-    if shutil.which("uv") is None:
+    if shutil.which("uv", path=env.get("PATH")) is None:
         raise SystemExit("uv is not on PATH: install it with `python3 -m pip install uv`")
     outside = {key: value for key, value in env.items() if key != "VIRTUAL_ENV"}
     started = time.perf_counter()

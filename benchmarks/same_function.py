@@ -30,6 +30,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 # per output phase (0 even, 1 odd), the 3x3 kernel's tap read at input offsets 0 and 1
 _TAPS = ((1, None), (2, 0))
@@ -205,3 +206,64 @@ def conv_transpose_s1(conv: nn.Conv2d) -> nn.ConvTranspose2d:
         layer.weight.copy_(conv.weight.flip(2, 3).transpose(0, 1))
         layer.bias.copy_(conv.bias)
     return layer.to(memory_format=_layout(conv.weight))
+
+
+def _padded_planes(planes: torch.Tensor) -> torch.Tensor:
+    """[B, C, H, W] -> [B, C, (H + 2) * (W + 2)]: NCHW, one zero row and column all round."""
+    return F.pad(planes.contiguous(), (1, 1, 1, 1)).flatten(2)
+
+
+class _ShiftedSum(torch.autograd.Function):
+    """out[b, 0, i, j] = sum over dy, dx of taps[b, 3 dy + dx, i + dy - 1, j + dx - 1]."""
+
+    @staticmethod
+    def forward(ctx, taps: torch.Tensor) -> torch.Tensor:
+        batch, nine, height, width = taps.shape
+        row = width + 2
+        flat = _padded_planes(taps)
+        plane = flat.shape[-1]
+        # In padded coordinates out[i, j] reads tap (dy, dx) at flat index
+        # i * row + j + dy * row + dx: one view over [B, dy, dx, i * row + j]. Its last two
+        # positions would run past the plane; they are padding columns, cut off below.
+        span = height * row - 2
+        view = flat.as_strided(
+            (batch, 3, 3, span), (nine * plane, 3 * plane + row, plane + 1, 1), flat.storage_offset()
+        )
+        summed = view.sum(dim=(1, 2), dtype=torch.promote_types(taps.dtype, torch.float32))
+        out = F.pad(summed, (0, 2)).view(batch, height, row)[:, :, :width]
+        ctx.shape, ctx.dtype = taps.shape, taps.dtype
+        return out.unsqueeze(1).contiguous()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        batch, nine, height, width = ctx.shape
+        row = width + 2
+        flat = _padded_planes(grad)
+        plane = flat.shape[-1]
+        # tap (dy, dx) at (i, j) feeds out at padded (i + 2 - dy, j + 2 - dx): read the view
+        # in (2 - dy, 2 - dx) order, then flip it into tap order (the one copy)
+        view = flat.as_strided(
+            (batch, 3, 3, height, width), (plane, row, 1, row, 1), flat.storage_offset()
+        )
+        return view.flip(1, 2).reshape(batch, nine, height, width).to(ctx.dtype)
+
+
+class NineTapConv(nn.Module):
+    """What `conv` (Cin -> 1, 3x3, padding 1) computes, in two steps that avoid oneDNN's
+    single-output-channel kernels: a 1x1 convolution to the 9 taps (a blocked kernel), then
+    the sum of the nine shifted tap planes as one reduction over a strided view. Shares
+    `conv`'s Parameters, so that its gradients land where Conv2d's do."""
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        if conv.out_channels != 1 or conv.kernel_size != (3, 3) or conv.padding != (1, 1):
+            raise ValueError(f"not a Conv2d(C, 1, 3, padding=1) layer: {conv}")
+        self.conv = conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight, bias = self.conv.weight, self.conv.bias
+        channels = weight.shape[1]
+        per_tap = weight.reshape(channels, 9).t().reshape(9, channels, 1, 1)
+        out = _ShiftedSum.apply(F.conv2d(x, per_tap))
+        return out if bias is None else out + bias.view(1, 1, 1, 1)

@@ -73,6 +73,36 @@ def test_last_layer_as_the_tutorials_transposed_convolution(same_function):
     assert torch.allclose(transposed(x), conv(x), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(3, 5, 7, 6), (2, 32, 28, 28), (1, 1, 1, 1)])
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
+def test_last_layer_as_nine_taps(same_function, shape, layout):
+    # non-square planes would show rows and columns swapped; 1x1 planes read only padding
+    torch.manual_seed(0)
+    conv = nn.Conv2d(shape[1], 1, 3, padding=1).double().to(memory_format=layout)
+    x = torch.randn(shape, dtype=torch.float64).contiguous(memory_format=layout)
+    dy = torch.randn(shape[0], 1, *shape[2:], dtype=torch.float64)
+    params = [conv.weight, conv.bias]
+    want = gradients(conv, x, dy, params)
+    assert_close(gradients(same_function.NineTapConv(conv), x, dy, params), want, 1e-12)
+
+
+def test_nine_taps_under_bf16_autocast_sum_in_fp32(same_function):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(32, 1, 3, padding=1)
+    x = torch.randn(4, 32, 28, 28).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = same_function.NineTapConv(conv)(x)
+    assert out.dtype == torch.float32
+    reference = conv(x)
+    # bf16 inputs to the 1x1 convolution: about three significant digits, not more
+    assert (out - reference).abs().max() < 0.02 * reference.abs().max()
+
+
+def test_nine_taps_refuse_other_layers(same_function):
+    with pytest.raises(ValueError, match="padding=1"):
+        same_function.NineTapConv(nn.Conv2d(4, 2, 3, padding=1))
+
+
 def test_dense_layers_in_nhwc_order(same_function):
     torch.manual_seed(0)
     chw = (6, 3, 3)
