@@ -146,6 +146,20 @@ def test_the_classifier_stage_trains_on_a_tiny_profile(prepared_data, tmp_path):
     assert failed.stderr.startswith("error: data.prepared: unknown name 'nonesuch'")
 
 
+def test_a_loaded_classifier_runs_channels_last_and_predicts_as_saved(tmp_path):
+    from vaelab.classifier import DigitCNN, load_classifier, predict, save_classifier
+
+    torch.manual_seed(0)
+    saved = DigitCNN(28, 10).eval()
+    save_classifier(tmp_path / "classifier.pt", saved, {"test_accuracy": 0.5})
+    loaded, info = load_classifier(tmp_path / "classifier.pt")
+    assert info == {"test_accuracy": 0.5} and not loaded.training
+    assert loaded.conv2.weight.is_contiguous(memory_format=torch.channels_last)
+    images = torch.rand(8, 1, 28, 28)
+    for got, want in zip(predict(loaded, images), predict(saved, images), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
 def test_the_report_takes_its_samplers_from_what_each_experiment_scored(tmp_path):
     """A sampler added to SAMPLERS reaches the report with no list to edit there."""
     scored = {"fid": 12.5, "class_entropy_nats": 2.1, "mean_confidence": 0.9}

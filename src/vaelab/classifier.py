@@ -119,4 +119,5 @@ def load_classifier(path, device: torch.device | str = "cpu") -> tuple[DigitCNN,
             f"classifier {path} is corrupt or truncated ({type(exc).__name__}); "
             f"rerun its classifier stage"
         ) from None
-    return model.to(device).eval(), state["info"]
+    # in the layout it trained in: NCHW weights run its inference at half the speed
+    return model.to(device, memory_format=torch.channels_last).eval(), state["info"]
