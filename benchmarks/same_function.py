@@ -208,9 +208,11 @@ def conv_transpose_s1(conv: nn.Conv2d) -> nn.ConvTranspose2d:
     return layer.to(memory_format=_layout(conv.weight))
 
 
-def _padded_planes(planes: torch.Tensor) -> torch.Tensor:
-    """[B, C, H, W] -> [B, C, (H + 2) * (W + 2)]: NCHW, one zero row and column all round."""
-    return F.pad(planes.contiguous(), (1, 1, 1, 1)).flatten(2)
+def _padded_planes(planes: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+    """[B, C, H, W] -> [B, C, (H + 2) * (W + 2)], NCHW with one zero row and column all
+    round, and its row and plane lengths."""
+    flat = F.pad(planes.contiguous(), (1, 1, 1, 1)).flatten(2)
+    return flat, planes.shape[-1] + 2, flat.shape[-1]
 
 
 class _ShiftedSum(torch.autograd.Function):
@@ -219,9 +221,7 @@ class _ShiftedSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, taps: torch.Tensor) -> torch.Tensor:
         batch, nine, height, width = taps.shape
-        row = width + 2
-        flat = _padded_planes(taps)
-        plane = flat.shape[-1]
+        flat, row, plane = _padded_planes(taps)
         # In padded coordinates out[i, j] reads tap (dy, dx) at flat index
         # i * row + j + dy * row + dx: one view over [B, dy, dx, i * row + j]. Its last two
         # positions would run past the plane; they are padding columns, cut off below.
@@ -238,9 +238,7 @@ class _ShiftedSum(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         batch, nine, height, width = ctx.shape
-        row = width + 2
-        flat = _padded_planes(grad)
-        plane = flat.shape[-1]
+        flat, row, plane = _padded_planes(grad)
         # tap (dy, dx) at (i, j) feeds out at padded (i + 2 - dy, j + 2 - dx): read the view
         # in (2 - dy, 2 - dx) order, then flip it into tap order (the one copy)
         view = flat.as_strided(
