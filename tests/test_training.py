@@ -1,3 +1,4 @@
+import contextlib
 import json
 
 import pytest
@@ -239,3 +240,54 @@ def test_amp_auto_trains_in_bf16_where_the_cpu_has_it(prepared_data, monkeypatch
     bf16 = fit(experiment(epochs=1, batch_size=64, amp=True), data)
     assert auto.history[0]["train/loss"] == bf16.history[0]["train/loss"]
     assert auto.history[0]["train/loss"] != fp32.history[0]["train/loss"]
+
+
+class _NoHostReads(torch.overrides.TorchFunctionMode):
+    """Fails on the Tensor methods that bring a value to the host: on a GPU each waits for
+    every kernel queued before it, so a step that calls none of them never stalls the queue
+    (the CPU stand-in for torch.cuda.set_sync_debug_mode, which needs a GPU)."""
+
+    READS = {
+        torch.Tensor.item,
+        torch.Tensor.tolist,
+        torch.Tensor.numpy,
+        torch.Tensor.__bool__,
+        torch.Tensor.__float__,
+        torch.Tensor.__int__,
+        torch.Tensor.__index__,
+    }
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in self.READS:
+            raise AssertionError(f"the step read a value to the host: Tensor.{func.__name__}")
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_host_read_guard_catches_a_read():
+    with pytest.raises(AssertionError, match="Tensor.item"), _NoHostReads():
+        torch.ones(1).sum().item()
+    with pytest.raises(AssertionError, match="__bool__"), _NoHostReads():
+        bool(torch.ones(1) > 0)
+
+
+@pytest.mark.parametrize(
+    ("model", "objective", "size", "extra"),
+    [
+        ("cvae", "mc_elbo", 28, {}),
+        ("vae_mlp", "weighted", 28, {"recon_weight": 784.0}),
+        ("ae_conv", "bce", 32, {}),
+        ("vamp_mlp", "iwae", 28, {"prior": "vamp", "pseudo_inputs": 5, "k": 3}),
+    ],
+)
+def test_a_training_step_never_reads_a_value_to_the_host(model, objective, size, extra):
+    spec = experiment(model=model, objective=objective, batch_size=8, **extra)
+    state = training.initial_state(spec, size, torch.device("cpu"))
+    step_objective = objective_for(objective, spec.objective_knobs)
+    x = (torch.rand(8, 1, size, size) > 0.5).float()
+    totals = training.Totals.zeros(x.device)
+    training.train_step(state, step_objective, x, contextlib.nullcontext())  # Adam's state
+    before = _state(state)
+    with _NoHostReads():
+        terms = training.train_step(state, step_objective, x, contextlib.nullcontext())
+        totals.add(terms, len(x))
+    assert not _same_weights(before, _state(state))
