@@ -12,7 +12,7 @@ from vaelab.atomic import write_text
 from vaelab.classifier import accuracy, save_classifier, train_classifier
 from vaelab.cli import DataDir, Limit, ParamsFile, stage_app, user_errors
 from vaelab.data import load_split, read_meta
-from vaelab.device import describe, resolve_device
+from vaelab.device import describe, resolve_device, training_precision
 from vaelab.params import load_params
 from vaelab.progress import say
 
@@ -36,7 +36,11 @@ def main(
     device = resolve_device(config.device, config.threads)
     meta = read_meta(data)
     train, test = load_split(data, "train", limit), load_split(data, "test", limit)
-    say(f"classifier {name}: {len(train)} images, {knobs.epochs} epochs on {describe(device)}")
+    precision = training_precision(knobs.amp, device)
+    say(
+        f"classifier {name}: {len(train)} images, {knobs.epochs} epochs on {describe(device)}, "
+        f"{precision}"
+    )
     started = time.perf_counter()
     model = train_classifier(
         train.images,
@@ -47,6 +51,7 @@ def main(
         knobs.lr,
         knobs.seed,
         device,
+        knobs.amp,
     )
     seconds = time.perf_counter() - started
     result = {
@@ -54,6 +59,7 @@ def main(
         "dataset": meta["dataset"],
         "test_images": len(test),
         "test_accuracy": accuracy(model, test.images, test.labels),
+        "precision": precision,
         "train_seconds": round(seconds, 1),
     }
     save_classifier(out, model, result)

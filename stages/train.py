@@ -24,7 +24,7 @@ from vaelab.cli import (
     user_errors,
 )
 from vaelab.data import hold_out, load_split, read_meta
-from vaelab.device import describe, resolve_device, uses_bf16
+from vaelab.device import describe, resolve_device, training_precision
 from vaelab.epoch_log import EpochLog
 from vaelab.errors import ParamsError
 from vaelab.experiments import load_experiment
@@ -83,7 +83,7 @@ def main(
         out, live = ensure_writable_dir(out), ensure_writable_dir(live)
         remove_stale_temporaries(out)
         processes = f", {ranks.world} processes" if ranks.distributed else ""
-        precision = "bf16 autocast" if uses_bf16(spec.amp, device) else "fp32"
+        precision = training_precision(spec.amp, device)
         say(
             f"train {name}: {spec.model} on {spec.data} ({meta['dataset']}), "
             f"latent {spec.model_knobs.latent_dim}, {spec.epochs} epochs of batch "

@@ -116,6 +116,11 @@ def test_shipped_params_are_valid():
             "experiments.cvae.amp = 'yes' is invalid: allowed values are false, true, auto",
         ),
         (
+            "classifier.amp",
+            "bf16",
+            "classifier.amp = 'bf16' is invalid: allowed values are false, true, auto",
+        ),
+        (
             "data.prepared.mnist_binary.size",
             30,
             "data.prepared.mnist_binary.size = 30 is invalid: allowed values are 28, 32",

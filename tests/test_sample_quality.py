@@ -160,6 +160,29 @@ def test_a_loaded_classifier_runs_channels_last_and_predicts_as_saved(tmp_path):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
+def test_the_classifier_trains_in_bf16_only_where_amp_says_and_keeps_fp32_weights(monkeypatch):
+    from vaelab.classifier import train_classifier
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(96, 1, 28, 28, generator=generator)
+    labels = torch.randint(0, 10, (96,), generator=generator)
+
+    def trained(amp):
+        model = train_classifier(images, labels, 10, 1, 32, 1e-3, 0, torch.device("cpu"), amp)
+        return model.state_dict()
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": False})
+    fp32, auto_without = trained(False), trained("auto")
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True})
+    bf16, auto_with = trained(True), trained("auto")
+    for name, weight in fp32.items():
+        assert torch.equal(auto_without[name], weight), name
+        assert torch.equal(auto_with[name], bf16[name]), name
+        assert bf16[name].dtype == weight.dtype
+    assert not torch.equal(bf16["conv2.weight"], fp32["conv2.weight"])
+    assert fp32["conv2.weight"].dtype == torch.float32
+
+
 def test_the_report_takes_its_samplers_from_what_each_experiment_scored(tmp_path):
     """A sampler added to SAMPLERS reaches the report with no list to edit there."""
     scored = {"fid": 12.5, "class_entropy_nats": 2.1, "mean_confidence": 0.9}

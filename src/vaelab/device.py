@@ -111,6 +111,11 @@ def uses_bf16(amp: bool | str, device: torch.device) -> bool:
     return False
 
 
+def training_precision(amp: bool | str, device: torch.device) -> str:
+    """What `amp` trains in on `device`, as the stages print and record it."""
+    return "bf16 autocast" if uses_bf16(amp, device) else "fp32"
+
+
 def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"

@@ -17,7 +17,7 @@ from vaelab.errors import ParamsError
 from vaelab.knobs import Knobs, did_you_mean, quote, unknown_name, validate
 from vaelab.models import MODELS, ModelConfig
 from vaelab.objectives import OBJECTIVES
-from vaelab.params import Params, PreparedSpec, load_params
+from vaelab.params import Amp, Params, PreparedSpec, load_params
 
 
 class TrainingSpec(Knobs):
@@ -31,9 +31,7 @@ class TrainingSpec(Knobs):
     optimizer: Literal["adam", "rmsprop"]
     lr: float = Field(gt=0)
     seed: int = 0
-    # bf16 autocast for the training step; auto: where the hardware computes bf16 natively
-    # (vaelab.device.uses_bf16); README, "Training speed", says why it is the default
-    amp: Literal[False, True, "auto"] = "auto"
+    amp: Amp = "auto"
     # Hold out the last N training images: per-epoch curves use them instead of the test
     # split, and the model kept is the epoch with the best validation ELBO.
     validation: int = Field(default=0, ge=0)

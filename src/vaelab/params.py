@@ -18,6 +18,9 @@ from vaelab.errors import ParamsError
 from vaelab.knobs import Knobs, quote, unknown_name, validate
 
 Dataset = Literal["mnist", "fashion_mnist"]
+# bf16 autocast while training; auto: where the hardware computes bf16 natively
+# (vaelab.device.uses_bf16). README, "Training speed", says why it is the default.
+Amp = Literal[False, True, "auto"]
 
 
 class PreparedSpec(Knobs):
@@ -71,6 +74,7 @@ class ClassifierSpec(Knobs):
     batch_size: int = Field(ge=1)
     lr: float = Field(gt=0)
     seed: int = 0
+    amp: Amp = "auto"  # its training only: the features that score samples stay fp32
 
 
 class SamplesSpec(Knobs):
