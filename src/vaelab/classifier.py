@@ -57,7 +57,7 @@ def train_classifier(
 ) -> DigitCNN:
     """Adam on cross-entropy with a cosine-decaying rate, shuffled by a seeded generator;
     comes back in eval mode, its weights fp32 whatever `amp` (true, false or "auto") trained
-    it in. The decay to zero is what lifts a few epochs past 99%."""
+    it in. The decay to zero is what lifts five epochs to about 99%."""
     torch.manual_seed(seed)
     # NHWC weights: oneDNN's (and cuDNN's) fastest convolution kernels, the same function
     model = DigitCNN(images.shape[-1], classes).to(device, memory_format=torch.channels_last)
