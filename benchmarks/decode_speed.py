@@ -1,6 +1,7 @@
 """How fast the IWAE evaluation decodes, against the CPU's (or GPU's) own matmul rate.
 
     python -m benchmarks.decode_speed [--experiments cvae,vae_conv] [--batch 500] [--rounds 3]
+    python -m benchmarks.decode_speed --batch 100,250,500     (how the rate depends on it)
 
 `evaluate` spends its time in the decoder: k samples per test image, batch_size decodes at a
 time. This times that call (inference mode, fp32, random weights of the experiment's
@@ -9,14 +10,17 @@ floating-point operations with torch.utils.flop_counter, and prints GFLOP/s besi
 of a 2048 x 2048 fp32 matmul (and bf16, for scale) measured in the same run. Formulations
 and matmuls run in rounds, interleaved, and the medians are printed.
 
-Formulations: "eager" is the model as evaluate runs it; "contiguous" the same module with
-NCHW weights; "traced-frozen" torch.jit.trace + freeze + optimize_for_inference (oneDNN
-prepacked weights, conv+ReLU fused); "compiled" torch.compile with inductor's freezing.
+Formulations: "eager" is the model as evaluate runs it; "conv2d-last" the same with its
+last layer (a NarrowConv2d: one GEMM and shifted sums at inference) run as the nn.Conv2d it
+is in training; "contiguous" the model with NCHW weights; "traced-frozen" torch.jit.trace +
+freeze + optimize_for_inference (oneDNN prepacked weights, conv+ReLU fused); "compiled"
+torch.compile with inductor's freezing.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import statistics
 import time
 
@@ -28,6 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from vaelab.device import describe, resolve_device
 from vaelab.experiments import load_experiment
 from vaelab.models import build_model
+from vaelab.models.base import NarrowConv2d
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -68,9 +73,18 @@ def flops_of(fn, x: torch.Tensor) -> int:
     return counter.get_total_flops()
 
 
+def with_plain_convs(decoder: torch.nn.Module) -> torch.nn.Module:
+    """A copy whose NarrowConv2d layers run as plain nn.Conv2d, with the same weights."""
+    plain = copy.deepcopy(decoder)
+    for module in plain.modules():
+        if isinstance(module, NarrowConv2d):
+            module.forward = functools.partial(torch.nn.Conv2d.forward, module)
+    return plain
+
+
 def formulations(decoder: torch.nn.Module, z: torch.Tensor) -> dict:
     contiguous = copy.deepcopy(decoder).to(memory_format=torch.contiguous_format)
-    ways = {"eager": decoder, "contiguous": contiguous}
+    ways = {"eager": decoder, "conv2d-last": with_plain_convs(decoder), "contiguous": contiguous}
     with torch.no_grad():
         traced = torch.jit.trace(copy.deepcopy(decoder).eval(), z)
         ways["traced-frozen"] = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
@@ -84,25 +98,30 @@ def formulations(decoder: torch.nn.Module, z: torch.Tensor) -> dict:
 @app.command()
 def main(
     experiments: str = typer.Option("cvae,vae_conv", help="Comma-separated experiment names."),
-    batch: int = typer.Option(500, help="Decodes per call (evaluate's batch_size)."),
+    batch: str = typer.Option(
+        "500", help="Decodes per call (evaluate's batch_size); a comma list sweeps it."
+    ),
     rounds: int = typer.Option(3, min=1),
     device: str = typer.Option("auto"),
     seconds: float = typer.Option(2.0, help="Minimum timed seconds per measurement."),
 ) -> None:
     where = resolve_device(device)
+    batches = [int(size) for size in batch.split(",")]
     print(f"device: {describe(where)}; torch {torch.__version__}; decode batch {batch}")
     subjects = {}
     for name in experiments.split(","):
         config, spec = load_experiment("params.yaml", name)
         image_size = config.prepared(spec.data).size
         model = build_model(spec.model, image_size, spec.model_knobs).to(where).eval()
-        z = torch.randn(batch, model.config.latent_dim, device=where)
-        with torch.inference_mode():
-            decoder = Decoder(model).eval()
-            ways = formulations(decoder, z)
-            gflop = flops_of(decoder, z) / 1e9
-        subjects[name] = (ways, z, gflop)
-        print(f"{name}: {spec.model} on {image_size}px, {gflop / batch * 1e3:.2f} MFLOP a decode")
+        for size in batches:
+            z = torch.randn(size, model.config.latent_dim, device=where)
+            with torch.inference_mode():
+                decoder = Decoder(model).eval()
+                ways = formulations(decoder, z)
+                gflop = flops_of(decoder, z) / 1e9
+            subject = name if len(batches) == 1 else f"{name} x{size}"
+            subjects[subject] = (ways, z, gflop)
+        print(f"{name}: {spec.model} on {image_size}px, {gflop / size * 1e3:.2f} MFLOP a decode")
 
     rows = []
     for round_ in range(rounds):

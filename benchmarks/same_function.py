@@ -227,7 +227,9 @@ class _ShiftedSum(torch.autograd.Function):
         # positions would run past the plane; they are padding columns, cut off below.
         span = height * row - 2
         view = flat.as_strided(
-            (batch, 3, 3, span), (nine * plane, 3 * plane + row, plane + 1, 1), flat.storage_offset()
+            (batch, 3, 3, span),
+            (nine * plane, 3 * plane + row, plane + 1, 1),
+            flat.storage_offset(),
         )
         summed = view.sum(dim=(1, 2), dtype=torch.promote_types(taps.dtype, torch.float32))
         out = F.pad(summed, (0, 2)).view(batch, height, row)[:, :, :width]

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from vaelab.models import MODELS, build_model
+from vaelab.models.base import NarrowConv2d
 
 CASES = [
     ("cvae", 28),
@@ -70,3 +71,44 @@ def test_logvar_clamp_bounds_the_posterior():
     with torch.no_grad():
         model.logvar.bias.fill_(100.0)
     assert model.encode(torch.rand(4, 1, 28, 28)).logvar.max() <= 1.5
+
+
+@pytest.mark.parametrize(
+    ("channels", "out_channels", "kernel", "bias", "layout"),
+    [
+        (32, 1, 3, True, torch.channels_last),  # the cvae's and reference 003's last layer
+        (4, 3, 5, True, torch.contiguous_format),
+        (5, 2, 1, False, torch.channels_last),
+    ],
+)
+def test_narrow_conv_infers_what_its_conv2d_computes(channels, out_channels, kernel, bias, layout):
+    torch.manual_seed(0)
+    layer = NarrowConv2d(channels, out_channels, kernel).double()
+    if not bias:
+        layer.bias = None
+    plain = nn.Conv2d(channels, out_channels, kernel, padding=kernel // 2, bias=bias).double()
+    plain.load_state_dict(layer.state_dict())  # the same parameters under the same names
+    x = torch.randn(3, channels, 9, 7, dtype=torch.float64).contiguous(memory_format=layout)
+    with torch.inference_mode():
+        inferred, expected = layer(x), plain(x)
+    assert inferred.shape == expected.shape == (3, out_channels, 9, 7)
+    torch.testing.assert_close(inferred, expected, rtol=0, atol=1e-12)
+    trained = layer(x)  # with a gradient it is nn.Conv2d's own computation
+    assert trained.grad_fn is not None
+    torch.testing.assert_close(trained, expected, rtol=0, atol=0)
+
+
+def test_narrow_conv_refuses_an_even_kernel():
+    with pytest.raises(ValueError, match="kernel_size = 4 is invalid: a same padding needs it odd"):
+        NarrowConv2d(8, 1, 4)
+
+
+@pytest.mark.parametrize(("name", "size"), [("cvae", 28), ("ae_conv", 32), ("vae_conv", 32)])
+def test_decoding_without_a_gradient_matches_the_training_decode(name, size):
+    torch.manual_seed(0)
+    model = build_model(name, size, latent_dim=2)
+    assert any(isinstance(layer, NarrowConv2d) for layer in model.modules())
+    z = torch.randn(64, 2)
+    with torch.inference_mode():
+        inferred = model.decode(z)
+    torch.testing.assert_close(inferred, model.decode(z), rtol=1e-5, atol=1e-5)

@@ -13,6 +13,7 @@ from torch import nn
 from vaelab.models.base import (
     LatentModel,
     ModelConfig,
+    NarrowConv2d,
     Posterior,
     keras_init,
     transpose_same,
@@ -51,7 +52,7 @@ class ConvBody(nn.Module):
             nn.ReLU(inplace=True),
             transpose_same(64, 32),
             nn.ReLU(inplace=True),
-            nn.Conv2d(32, 1, 3, padding=1),
+            NarrowConv2d(32, 1, 3),
         )
         self.feature_count = features
 

@@ -13,6 +13,7 @@ from torch import nn
 
 from vaelab.models.base import (
     LatentModel,
+    NarrowConv2d,
     Posterior,
     VariationalConfig,
     keras_init,
@@ -50,7 +51,7 @@ class CVAE(LatentModel):
             # its backward is slower on oneDNN CPUs (benchmarks.op_profile); going back to
             # the ConvT changes the weights' shape and initial draw, so the reference
             # figures would need rerunning.
-            nn.Conv2d(32, 1, 3, padding=1),
+            NarrowConv2d(32, 1, 3),
         )
         keras_init(self)
 
