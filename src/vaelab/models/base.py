@@ -169,10 +169,11 @@ class NarrowConv2d(nn.Conv2d):
 
     oneDNN's convolution to one output channel runs far below the CPU's arithmetic rate; in
     an evaluation's decodes it took a third of the time (benchmarks.decode_speed, way
-    "conv2d-last"). Without a gradient this layer instead multiplies every pixel's channels
-    by each tap of the kernel (one GEMM, [out * k * k, C] x [C, pixels]) and adds the taps'
-    planes at their offsets. With a gradient it runs as nn.Conv2d, whose backward oneDNN
-    does well. The parameters are nn.Conv2d's, so weights and state dicts are unchanged.
+    "conv2d-last"). Without a gradient, on the CPU, this layer instead multiplies every
+    pixel's channels by each tap of the kernel (one GEMM, [out * k * k, C] x [C, pixels])
+    and adds the taps' planes at their offsets. With a gradient it runs as nn.Conv2d, whose
+    backward oneDNN does well, and on GPUs, where nothing says cuDNN needs the help. The
+    parameters are nn.Conv2d's, so weights and state dicts are unchanged.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
@@ -181,7 +182,7 @@ class NarrowConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or x.device.type != "cpu":
             return super().forward(x)
         n, channels, height, width = x.shape
         out_channels, size, pad = self.out_channels, self.kernel_size[0], self.padding[0]

@@ -47,10 +47,11 @@ class CVAE(LatentModel):
             nn.ReLU(inplace=True),
             # The tutorial's ConvT(1, 3, s1, same): a stride-1 transposed convolution is a
             # convolution with the kernel flipped, and Glorot-uniform init is symmetric under
-            # the flip, so this is the same model. Its forward is as fast as the ConvT's but
-            # its backward is slower on oneDNN CPUs (benchmarks.op_profile); going back to
-            # the ConvT changes the weights' shape and initial draw, so the reference
-            # figures would need rerunning.
+            # the flip, so this is the same model. In training its forward is as fast as the
+            # ConvT's but its backward is slower on oneDNN CPUs (benchmarks.op_profile);
+            # going back to the ConvT changes the weights' shape and initial draw, so the
+            # reference figures would need rerunning. Without a gradient it decodes as a
+            # GEMM, much faster than either (NarrowConv2d).
             NarrowConv2d(32, 1, 3),
         )
         keras_init(self)
