@@ -21,7 +21,7 @@ trap 'rm -rf "$summaries"' EXIT
 
 run_profile() {  # REV EXPERIMENT_NAME
   git checkout --quiet --detach "$1"
-  python -m vaelab.profiles "$profile"
+  python -m vaelab.tools.profiles "$profile"
   dvc exp run --name "$2"
   cp reports/summary.md "$summaries/$2.md"
   git reset --quiet --hard  # drop the profile's params edit; the results live in the exp ref
@@ -34,7 +34,7 @@ git checkout --quiet --detach "$head_rev"
 {
   echo "## vaelab pipeline: this change against $(git rev-parse --short "$base_rev")"
   echo
-  echo "Both sides ran the \`$profile\` profile (\`python -m vaelab.profiles $profile\`): small"
+  echo "Both sides ran the \`$profile\` profile (\`python -m vaelab.tools.profiles $profile\`): small"
   echo "data subsets and few epochs, so compare the two columns with each other, not with the"
   echo "references' published figures."
   echo

@@ -29,10 +29,10 @@ import torch
 import typer
 from torch.utils.flop_counter import FlopCounterMode
 
-from vaelab.device import describe, resolve_device
-from vaelab.experiments import load_experiment
-from vaelab.models import build_model
-from vaelab.models.base import NarrowConv2d
+from vaelab.config.experiments import load_experiment
+from vaelab.models.layers import NarrowConv2d
+from vaelab.models.registry import build_model
+from vaelab.runtime.device import describe, resolve_device
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 

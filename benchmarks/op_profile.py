@@ -45,7 +45,7 @@ pool is TF's default unless --tf-inter-op says otherwise, as in the tutorial.
 
 Below the tables: what each side runs, op by op, per layer (torch.profiler, and TF's
 profiler, per forward+backward call); then torch.profiler's top 15 ops by self CPU time
-over --steps trainer-like steps (vaelab.training.train_step with mc_elbo on random binary
+over --steps trainer-like steps (vaelab.training.loop.train_step with mc_elbo on random binary
 batches, as train_epoch runs it), and TF's profiler's top 15 op types over as many of the
 tutorial's own train_steps. Profilers add their own cost to every op, the small ones most.
 """
@@ -76,11 +76,11 @@ from benchmarks.same_function import (
     rows_in_hwc_order,
 )
 from benchmarks.train_speed import TF_REQUIREMENT, tf_missing, tf_python
-from vaelab.device import describe, resolve_device
-from vaelab.experiments import load_experiment
-from vaelab.models import build_model
-from vaelab.objectives import mc_elbo
-from vaelab.training import Totals, initial_state, train_step
+from vaelab.config.experiments import load_experiment
+from vaelab.models.registry import build_model
+from vaelab.objectives.losses import mc_elbo
+from vaelab.runtime.device import describe, resolve_device
+from vaelab.training.loop import Totals, initial_state, train_step
 
 TF_LAYERS = Path(__file__).with_name("tf_layers.py")
 BATCH = 32

@@ -5,7 +5,7 @@
 Each mode runs in a fresh process: warm-up steps, then the minor page faults per step
 over `--steps` more. A step frees and reallocates tens of MB of activations; with glibc's
 defaults the large blocks can go back to the kernel and fault in again on the next step,
-which `vaelab.device.keep_freed_memory` prevents. The counts depend on the machine's
+which `vaelab.runtime.device.keep_freed_memory` prevents. The counts depend on the machine's
 allocator and kernel, which is why this is a benchmark and not a test.
 """
 
@@ -19,9 +19,9 @@ import typer
 
 STEPS = """
 import resource, sys, torch
-from vaelab.device import keep_freed_memory
-from vaelab.models import build_model
-from vaelab.objectives import mc_elbo
+from vaelab.runtime.device import keep_freed_memory
+from vaelab.models.registry import build_model
+from vaelab.objectives.losses import mc_elbo
 if sys.argv[1] == "kept":
     assert keep_freed_memory()
 steps = int(sys.argv[2])

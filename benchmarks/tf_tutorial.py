@@ -15,7 +15,7 @@ image saving, sampling and plotting are left out; they are not training. tf.kera
 Keras 3 from TensorFlow 2.16, which still takes the tutorial's `InputLayer(input_shape=)`.
 
 The data: DIR holds train.npy and test.npy, the prepared mnist_binary splits as
-`vaelab.data.load_split` reads them (float32 in [0, 1]), in the tutorial's NHWC layout
+`vaelab.data.splits.load_split` reads them (float32 in [0, 1]), in the tutorial's NHWC layout
 (N, 28, 28, 1). `python -m benchmarks.train_speed --export DIR` writes them, once per
 benchmark run and outside every clock. They are .npy rather than the .pt files so that
 this process imports only numpy, TensorFlow and the standard library: reading .pt needs

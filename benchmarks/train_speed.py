@@ -27,7 +27,7 @@ batch_size=32, shuffle=True)`, a per-step `loss.item()` for logging, and the tut
 architecture ported as is (PyTorch's default NCHW layout, a ConvTranspose2d last layer).
 The project's trainer draws batches from a tensor already on the device, never syncs
 inside a step, uses fused Adam, in-place ReLUs, channels_last weights and a Conv2d last
-layer, and keeps freed memory for reuse (vaelab.device.keep_freed_memory). The plain loop
+layer, and keeps freed memory for reuse (vaelab.runtime.device.keep_freed_memory). The plain loop
 with only that allocator setting ("plain-kept") shows how much of the difference it makes.
 --amp adds the trainer with bf16 autocast (`amp: true`).
 
@@ -51,12 +51,12 @@ import typer
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from vaelab.data import load_split
-from vaelab.device import describe, keep_freed_memory, resolve_device
-from vaelab.experiments import load_experiment, parse_experiment
-from vaelab.models import build_model
-from vaelab.objectives import mc_elbo, mean_terms
-from vaelab.training import make_optimizer, train
+from vaelab.config.experiments import load_experiment, parse_experiment
+from vaelab.data.splits import load_split
+from vaelab.models.registry import build_model
+from vaelab.objectives.losses import mc_elbo, mean_terms
+from vaelab.runtime.device import describe, keep_freed_memory, resolve_device
+from vaelab.training.loop import make_optimizer, train
 
 PREPARED = Path("data/prepared/mnist_binary")
 TF_TUTORIAL = Path(__file__).with_name("tf_tutorial.py")

@@ -8,13 +8,13 @@ from typing import Annotated
 
 import typer
 
-from vaelab.atomic import write_text
-from vaelab.classifier import accuracy, save_classifier, train_classifier
-from vaelab.cli import DataDir, Limit, ParamsFile, stage_app, user_errors
-from vaelab.data import load_split, read_meta
-from vaelab.device import describe, resolve_device, training_precision
-from vaelab.params import load_params
-from vaelab.progress import say
+from vaelab.config.params import load_params
+from vaelab.core.cli import DataDir, Limit, ParamsFile, stage_app, user_errors
+from vaelab.core.files import write_text
+from vaelab.core.progress import say
+from vaelab.data.splits import load_split, read_meta
+from vaelab.evaluation.classifier import accuracy, save_classifier, train_classifier
+from vaelab.runtime.device import describe, resolve_device, training_precision
 
 app = stage_app(__doc__)
 

@@ -5,11 +5,11 @@ from typing import Annotated
 
 import typer
 
-from vaelab.cli import OutDir, ParamsFile, stage_app, user_errors
-from vaelab.download import download_dataset, mirrors_for
-from vaelab.errors import ParamsError
-from vaelab.manifest import DEFAULT_MANIFEST, load_manifest
-from vaelab.params import load_params
+from vaelab.config.params import load_params
+from vaelab.core.cli import OutDir, ParamsFile, stage_app, user_errors
+from vaelab.core.errors import ParamsError
+from vaelab.data.download import download_dataset, mirrors_for
+from vaelab.data.raw.manifest import DEFAULT_MANIFEST, load_manifest
 
 app = stage_app(__doc__)
 

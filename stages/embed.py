@@ -2,8 +2,7 @@
 
 from pathlib import Path
 
-from vaelab.atomic import atomic_path
-from vaelab.cli import (
+from vaelab.core.cli import (
     DataDir,
     Experiment,
     Limit,
@@ -14,10 +13,11 @@ from vaelab.cli import (
     stage_app,
     user_errors,
 )
-from vaelab.evaluation import posterior_means
-from vaelab.progress import say
-from vaelab.trained import load_trained
-from vaelab.visual import latents_table, scatter
+from vaelab.core.files import atomic_path
+from vaelab.core.progress import say
+from vaelab.models.inference import posterior_means
+from vaelab.pictures.plots import latents_table, scatter
+from vaelab.runtime.trained import load_trained
 
 app = stage_app(__doc__)
 

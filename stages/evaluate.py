@@ -6,8 +6,7 @@ from typing import Annotated
 
 import typer
 
-from vaelab.atomic import write_text
-from vaelab.cli import (
+from vaelab.core.cli import (
     DataDir,
     Experiment,
     Limit,
@@ -17,10 +16,11 @@ from vaelab.cli import (
     stage_app,
     user_errors,
 )
-from vaelab.device import describe
-from vaelab.evaluation import evaluate
-from vaelab.progress import bar, say
-from vaelab.trained import load_trained
+from vaelab.core.files import write_text
+from vaelab.core.progress import bar, say
+from vaelab.evaluation.estimators import evaluate
+from vaelab.runtime.device import describe
+from vaelab.runtime.trained import load_trained
 
 app = stage_app(__doc__)
 

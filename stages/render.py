@@ -7,8 +7,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from vaelab.atomic import atomic_dir
-from vaelab.cli import (
+from vaelab.core.cli import (
     DataDir,
     Experiment,
     ModelFile,
@@ -18,11 +17,11 @@ from vaelab.cli import (
     stage_app,
     user_errors,
 )
-from vaelab.errors import DataError
-from vaelab.latent_paths import interpolation_grid, traversal_grid
-from vaelab.progress import say
-from vaelab.trained import load_trained
-from vaelab.visual import (
+from vaelab.core.errors import DataError
+from vaelab.core.files import atomic_dir
+from vaelab.core.progress import say
+from vaelab.pictures.latent_paths import interpolation_grid, traversal_grid
+from vaelab.pictures.plots import (
     epoch_frames,
     epoch_gif,
     manifold,
@@ -30,6 +29,7 @@ from vaelab.visual import (
     reconstructions,
     save_png,
 )
+from vaelab.runtime.trained import load_trained
 
 app = stage_app(__doc__)
 

@@ -6,11 +6,11 @@ from typing import Annotated
 
 import typer
 
-from vaelab.atomic import write_text
-from vaelab.cli import ParamsFile, TrackName, stage_app, user_errors
-from vaelab.params import load_params
-from vaelab.progress import say
-from vaelab.report import draw_curves, elbo_curves, render_summary
+from vaelab.config.params import load_params
+from vaelab.core.cli import ParamsFile, TrackName, stage_app, user_errors
+from vaelab.core.files import write_text
+from vaelab.core.progress import say
+from vaelab.report.summary import draw_curves, elbo_curves, render_summary
 
 app = stage_app(__doc__)
 

@@ -8,9 +8,7 @@ from typing import Annotated
 import torch
 import typer
 
-from vaelab.atomic import atomic_dir, write_text
-from vaelab.classifier import load_classifier
-from vaelab.cli import (
+from vaelab.core.cli import (
     DataDir,
     Experiment,
     Limit,
@@ -20,12 +18,14 @@ from vaelab.cli import (
     stage_app,
     user_errors,
 )
-from vaelab.data import load_split, read_meta
-from vaelab.errors import DataError
-from vaelab.progress import say
-from vaelab.sample_quality import floors, score_samplers, training_codes
-from vaelab.trained import load_trained
-from vaelab.visual import save_png
+from vaelab.core.errors import DataError
+from vaelab.core.files import atomic_dir, write_text
+from vaelab.core.progress import say
+from vaelab.data.splits import load_split, read_meta
+from vaelab.evaluation.classifier import load_classifier
+from vaelab.evaluation.sample_quality import floors, score_samplers, training_codes
+from vaelab.pictures.plots import save_png
+from vaelab.runtime.trained import load_trained
 
 app = stage_app(__doc__)
 

@@ -1,7 +1,7 @@
 """train@EXP: train one experiment; log per-epoch metrics and reconstructions with dvclive.
 
 With `processes: N` in the experiment, or when started by `torchrun --nproc-per-node N`,
-the training is data-parallel over N ranks (vaelab.distributed) and rank 0 alone writes.
+the training is data-parallel over N ranks (vaelab.training.distributed) and rank 0 alone writes.
 """
 
 from pathlib import Path
@@ -10,10 +10,8 @@ from typing import Annotated
 import torch
 import typer
 
-from vaelab import distributed
-from vaelab.atomic import ensure_writable_dir, remove_stale_temporaries
-from vaelab.checkpoint import Checkpoint, fingerprint
-from vaelab.cli import (
+from vaelab.config.experiments import load_experiment
+from vaelab.core.cli import (
     DataDir,
     Experiment,
     Limit,
@@ -23,14 +21,16 @@ from vaelab.cli import (
     stage_app,
     user_errors,
 )
-from vaelab.data import hold_out, load_split, read_meta
-from vaelab.device import describe, resolve_device, training_precision
-from vaelab.epoch_log import EpochLog
-from vaelab.errors import ParamsError
-from vaelab.experiments import load_experiment
-from vaelab.model_file import save_model
-from vaelab.progress import say
-from vaelab.training import check_batch_fits, train
+from vaelab.core.errors import ParamsError
+from vaelab.core.files import ensure_writable_dir, remove_stale_temporaries
+from vaelab.core.progress import say
+from vaelab.data.splits import hold_out, load_split, read_meta
+from vaelab.models.saved import save_model
+from vaelab.runtime.device import describe, resolve_device, training_precision
+from vaelab.training import distributed
+from vaelab.training.checkpoint import Checkpoint, fingerprint
+from vaelab.training.epoch_log import EpochLog
+from vaelab.training.loop import check_batch_fits, train
 
 app = stage_app(__doc__)
 

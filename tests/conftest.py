@@ -97,7 +97,7 @@ def git_commit(cwd: Path, message: str) -> None:
 
 def experiment(**overrides):
     """An ExperimentSpec for tests: the cvae reference config unless overridden."""
-    from vaelab.experiments import parse_experiment
+    from vaelab.config.experiments import parse_experiment
 
     values = dict(
         data="synthetic",
@@ -120,9 +120,9 @@ def prepared_data(tmp_path_factory):
     """Prepared synthetic folders: binarized MNIST-like 28x28 and grey Fashion-like 32x32."""
     from synthetic import write_manifest, write_mirror
 
-    from vaelab.manifest import load_manifest
-    from vaelab.params import PreparedSpec
-    from vaelab.prepare import prepare
+    from vaelab.config.params import PreparedSpec
+    from vaelab.data.prepare import prepare
+    from vaelab.data.raw.manifest import load_manifest
 
     root = tmp_path_factory.mktemp("prepared")
     entries = {
@@ -154,11 +154,11 @@ def offline_project(tmp_path: Path, shared: Path) -> tuple[Path, dict]:
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     (mirror / "mnist").symlink_to(shared / "mnist")
-    manifest_path = project / "src/vaelab/manifest.yaml"
+    manifest_path = project / "src/vaelab/data/raw/manifest.yaml"
     manifest = yaml.safe_load(manifest_path.read_text())
     manifest["fashion_mnist"] = write_mirror(mirror, "fashion_mnist", n_train=256, n_test=128)
     manifest_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
-    from vaelab.profiles import apply_profile
+    from vaelab.tools.profiles import apply_profile
 
     params = apply_profile(yaml.safe_load((project / "params.yaml").read_text()), "tiny")
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -182,10 +182,10 @@ class Fitted:
 
 def fit(spec, data_dir: Path, checkpoint: Path | None = None, name: str = "t") -> Fitted:
     """Train as the train stage does, without dvclive: checkpoint, resume, grids."""
-    from vaelab.checkpoint import Checkpoint, fingerprint
-    from vaelab.data import load_split, read_meta
-    from vaelab.epoch_log import EpochLog
-    from vaelab.training import train
+    from vaelab.data.splits import load_split, read_meta
+    from vaelab.training.checkpoint import Checkpoint, fingerprint
+    from vaelab.training.epoch_log import EpochLog
+    from vaelab.training.loop import train
 
     train_x = load_split(data_dir, "train").images
     test_x = load_split(data_dir, "test").images

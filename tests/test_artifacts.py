@@ -1,5 +1,5 @@
 """models/dvc.yaml declares one DVC artifact per experiment in params.yaml, and
-`python -m vaelab.artifacts` keeps the two lists in step."""
+`python -m vaelab.tools.artifacts` keeps the two lists in step."""
 
 import shutil
 
@@ -7,7 +7,7 @@ import yaml
 from conftest import ROOT
 from typer.testing import CliRunner
 
-from vaelab.artifacts import app, expected_artifacts, read_artifacts
+from vaelab.tools.artifacts import app, expected_artifacts, read_artifacts
 
 
 def artifacts_cli(*args, cwd):
@@ -42,7 +42,7 @@ def test_check_fails_on_a_new_experiment_and_the_sync_adds_it_keeping_hand_edits
     assert check.exit_code != 0
     assert check.stderr.splitlines() == [
         f"error: {tmp_path}/models/dvc.yaml is out of step with {tmp_path}/params.yaml "
-        "(missing: cvae_wide; not in params: vae_mlp); run `python -m vaelab.artifacts` "
+        "(missing: cvae_wide; not in params: vae_mlp); run `python -m vaelab.tools.artifacts` "
         "and commit it"
     ]
     assert (tmp_path / "models/dvc.yaml").read_text() == before

@@ -7,7 +7,7 @@ import yaml
 from conftest import dvc, project_copy, run_env
 from synthetic import write_mirror
 
-from vaelab.data import load_split
+from vaelab.data.splits import load_split
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +60,7 @@ def test_unrelated_param_change_reruns_nothing(mnist_project):
 def test_fashion_mnist_path_on_synthetic_files(tmp_path):
     project = project_copy(tmp_path / "project")
     mirror = tmp_path / "mirror"
-    manifest_path = project / "src/vaelab/manifest.yaml"
+    manifest_path = project / "src/vaelab/data/raw/manifest.yaml"
     manifest = yaml.safe_load(manifest_path.read_text())
     manifest["fashion_mnist"] = write_mirror(mirror, "fashion_mnist", n_train=120, n_test=40)
     manifest_path.write_text(yaml.safe_dump(manifest, sort_keys=False))

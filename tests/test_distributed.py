@@ -14,11 +14,12 @@ import torch
 import yaml
 from conftest import BIN, ROOT, experiment, fit, run_env
 
-from vaelab import device as device_module
-from vaelab import distributed, gpu_claim
-from vaelab.device import resolve_device
-from vaelab.errors import ParamsError
-from vaelab.gpu_claim import claim_gpu
+from vaelab.core.errors import ParamsError
+from vaelab.runtime import device as device_module
+from vaelab.runtime import gpus as gpu_claim
+from vaelab.runtime.device import resolve_device
+from vaelab.runtime.gpus import claim_gpu
+from vaelab.training import distributed
 
 
 @pytest.fixture
@@ -67,7 +68,7 @@ def test_auto_claims_a_free_gpu_of_a_simulated_machine(locks, monkeypatch):
 
 CLAIMER = """
 import sys
-from vaelab.gpu_claim import claim_gpu  # no torch: a quick start
+from vaelab.runtime.gpus import claim_gpu  # no torch: a quick start
 print(*claim_gpu(sys.argv[1].split(",")), flush=True)
 sys.stdin.read()  # hold the claim until stdin closes
 """

@@ -5,9 +5,9 @@ import sys
 import pytest
 from conftest import ROOT, run_env
 
-from vaelab.download import download_dataset, mirrors_for
-from vaelab.errors import DataError
-from vaelab.manifest import load_manifest
+from vaelab.core.errors import DataError
+from vaelab.data.download import download_dataset, mirrors_for
+from vaelab.data.raw.manifest import load_manifest
 
 
 def test_download_from_local_folder_mirror(synthetic_mirror, tmp_path):

@@ -2,11 +2,10 @@ import pytest
 import torch
 from conftest import experiment, fit
 
-from vaelab.data import load_split
-from vaelab.evaluation import evaluate, iwae
-from vaelab.models import LatentModel, Posterior
-from vaelab.models.base import VariationalConfig
-from vaelab.objectives import analytic_elbo, iwae_bound, mc_elbo, mean_terms
+from vaelab.data.splits import load_split
+from vaelab.evaluation.estimators import evaluate, iwae
+from vaelab.models.base import LatentModel, Posterior, VariationalConfig
+from vaelab.objectives.losses import analytic_elbo, iwae_bound, mc_elbo, mean_terms
 
 
 @pytest.fixture(scope="module")

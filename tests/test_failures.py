@@ -12,9 +12,9 @@ import torch
 import yaml
 from conftest import ROOT, run_env
 
-from vaelab.atomic import atomic_path, ensure_writable_dir, write_text
-from vaelab.device import resolve_device
-from vaelab.errors import ParamsError, VaelabError
+from vaelab.core.errors import ParamsError, VaelabError
+from vaelab.core.files import atomic_path, ensure_writable_dir, write_text
+from vaelab.runtime.device import resolve_device
 
 DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from synthetic import idx_bytes
 
-from vaelab.errors import DataError
-from vaelab.idx import verify
-from vaelab.manifest import RawFile, load_manifest
+from vaelab.core.errors import DataError
+from vaelab.data.raw.idx import verify
+from vaelab.data.raw.manifest import RawFile, load_manifest
 
 
 def _spec_for(raw: bytes, shape) -> RawFile:

@@ -5,13 +5,13 @@ import pytest
 import torch
 from conftest import experiment
 
-from vaelab import training
-from vaelab.data import Split, hold_out, load_split
-from vaelab.errors import DataError, ParamsError
-from vaelab.manifest import load_manifest
-from vaelab.params import PreparedSpec
-from vaelab.prepare import prepare
-from vaelab.training import train
+from vaelab.config.params import PreparedSpec
+from vaelab.core.errors import DataError, ParamsError
+from vaelab.data.prepare import prepare
+from vaelab.data.raw.manifest import load_manifest
+from vaelab.data.splits import Split, hold_out, load_split
+from vaelab.training import loop as training
+from vaelab.training.loop import train
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from vaelab.models import MODELS, build_model
-from vaelab.models.base import NarrowConv2d
+from vaelab.models.layers import NarrowConv2d
+from vaelab.models.registry import MODELS, build_model
 
 CASES = [
     ("cvae", 28),

@@ -8,12 +8,12 @@ import pytest
 import yaml
 from conftest import ROOT, run_env
 
-from vaelab.errors import ParamsError
-from vaelab.experiments import experiments_of
-from vaelab.models import MODELS
-from vaelab.objectives import OBJECTIVES
-from vaelab.params import load_params
-from vaelab.params import parse_params as parse_sections
+from vaelab.config.experiments import experiments_of
+from vaelab.config.params import load_params
+from vaelab.config.params import parse_params as parse_sections
+from vaelab.core.errors import ParamsError
+from vaelab.models.registry import MODELS
+from vaelab.objectives.registry import OBJECTIVES
 
 
 def parse_params(raw):

@@ -245,7 +245,7 @@ def clone(origin: Path, dest: Path, env: dict, pull: bool = True) -> Path:
 
 
 def test_a_fresh_clone_pulls_the_run_and_is_up_to_date(shared, tmp_path):
-    from vaelab.model_file import load_model
+    from vaelab.models.saved import load_model
 
     origin, env, storage = shared
     assert (storage / "files/md5").is_dir()
@@ -260,7 +260,7 @@ def test_a_fresh_clone_pulls_the_run_and_is_up_to_date(shared, tmp_path):
 def test_a_registered_model_artifact_is_fetched_and_loaded(shared, tmp_path):
     """`gto register` versions it; `dvc artifacts get` fetches it by name from git and the
     DVC remote; `load_model` rebuilds it from its own config."""
-    from vaelab.model_file import load_model
+    from vaelab.models.saved import load_model
 
     origin, env, _ = shared
     project = clone(origin, tmp_path / "clone", env, pull=False)
@@ -365,7 +365,7 @@ def test_a_sweep_split_over_two_machines_meets_in_a_third_clone(shared, tmp_path
     """Two machines each queue and run their share of a latent-size sweep at the same time
     and `dvc exp push`; a third clone `dvc exp pull`s both, sees their metrics in
     `dvc exp show`, applies one and `dvc pull`s its model and pictures."""
-    from vaelab.model_file import load_model
+    from vaelab.models.saved import load_model
 
     origin, env, _ = shared
     shares = {5: clone(origin, tmp_path / "m1", env), 6: clone(origin, tmp_path / "m2", env)}

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from vaelab.data import load_split, read_meta
-from vaelab.errors import DataError
-from vaelab.manifest import load_manifest
-from vaelab.params import PreparedSpec
-from vaelab.prepare import binarize, pad_to, prepare
+from vaelab.config.params import PreparedSpec
+from vaelab.core.errors import DataError
+from vaelab.data.prepare import binarize, pad_to, prepare
+from vaelab.data.raw.manifest import load_manifest
+from vaelab.data.splits import load_split, read_meta
 
 PIXELS = torch.tensor([[[0, 127, 128, 255]]], dtype=torch.uint8)
 

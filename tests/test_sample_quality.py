@@ -12,17 +12,17 @@ import torch
 import yaml
 from conftest import ROOT, run_env
 
-from vaelab.latent_paths import (
+from vaelab.evaluation.sample_quality import class_statistics, frechet_distance
+from vaelab.evaluation.samplers import SAMPLERS, fit_sampler, samplers_for
+from vaelab.models.inference import decode_probs
+from vaelab.models.registry import build_model
+from vaelab.pictures.latent_paths import (
     interpolate,
     interpolation_grid,
     interpolation_paths,
     traversal_codes,
 )
-from vaelab.models import build_model
-from vaelab.report import pictures_of, samples_table
-from vaelab.sample_quality import class_statistics, frechet_distance
-from vaelab.samplers import SAMPLERS, fit_sampler, samplers_for
-from vaelab.visual import decode_probs
+from vaelab.report.summary import pictures_of, samples_table
 
 
 def features(n=400, dims=8, seed=0):
@@ -115,7 +115,7 @@ def test_a_traversal_moves_one_dimension_per_row():
 
 
 def test_the_classifier_stage_trains_on_a_tiny_profile(prepared_data, tmp_path):
-    from vaelab.profiles import apply_profile
+    from vaelab.tools.profiles import apply_profile
 
     params = apply_profile(yaml.safe_load((ROOT / "params.yaml").read_text()), "tiny")
     params["data"]["prepared"]["binary28"] = dict(params["data"]["prepared"]["mnist_binary"])
@@ -147,7 +147,7 @@ def test_the_classifier_stage_trains_on_a_tiny_profile(prepared_data, tmp_path):
 
 
 def test_a_loaded_classifier_runs_channels_last_and_predicts_as_saved(tmp_path):
-    from vaelab.classifier import DigitCNN, load_classifier, predict, save_classifier
+    from vaelab.evaluation.classifier import DigitCNN, load_classifier, predict, save_classifier
 
     torch.manual_seed(0)
     saved = DigitCNN(28, 10).eval()
@@ -161,7 +161,7 @@ def test_a_loaded_classifier_runs_channels_last_and_predicts_as_saved(tmp_path):
 
 
 def test_the_classifier_trains_in_bf16_only_where_amp_says_and_keeps_fp32_weights(monkeypatch):
-    from vaelab.classifier import train_classifier
+    from vaelab.evaluation.classifier import train_classifier
 
     generator = torch.Generator().manual_seed(0)
     images = torch.rand(96, 1, 28, 28, generator=generator)

@@ -5,14 +5,15 @@ import pytest
 import torch
 from conftest import experiment, fit
 
-from vaelab import training
-from vaelab.checkpoint import Checkpoint, fingerprint
-from vaelab.data import load_split, read_meta
-from vaelab.device import uses_bf16
-from vaelab.errors import ParamsError, TrainingDiverged
-from vaelab.model_file import load_model, save_model
-from vaelab.models import build_model
-from vaelab.objectives import mean_terms, objective_for
+from vaelab.core.errors import ParamsError, TrainingDiverged
+from vaelab.data.splits import load_split, read_meta
+from vaelab.models.registry import build_model
+from vaelab.models.saved import load_model, save_model
+from vaelab.objectives.losses import mean_terms
+from vaelab.objectives.registry import objective_for
+from vaelab.runtime.device import uses_bf16
+from vaelab.training import loop as training
+from vaelab.training.checkpoint import Checkpoint, fingerprint
 
 
 def _state(run):
@@ -106,7 +107,7 @@ def test_checkpoint_fingerprint_follows_params_data_and_code(prepared_data, tmp_
     assert fingerprint(experiment(), {**meta, "seed": 1}, None) != base
     assert fingerprint(experiment(), meta, 100) != base
     # a copy of the library with one changed source file
-    from vaelab import checkpoint
+    from vaelab.training import checkpoint
 
     source = tmp_path / "vaelab"
     for path in checkpoint._SOURCE_DIR.rglob("*.py"):

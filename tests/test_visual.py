@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from vaelab.models import build_model
-from vaelab.visual import (
+from vaelab.models.registry import build_model
+from vaelab.pictures.plots import (
     epoch_frames,
     epoch_gif,
     latents_table,

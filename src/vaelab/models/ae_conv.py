@@ -10,14 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vaelab.models.base import (
-    LatentModel,
-    ModelConfig,
-    NarrowConv2d,
-    Posterior,
-    keras_init,
-    transpose_same,
-)
+from vaelab.models.base import LatentModel, ModelConfig, Posterior
+from vaelab.models.layers import NarrowConv2d, keras_init, transpose_same
 
 
 def conv_same_stride2(in_channels: int, out_channels: int) -> nn.Sequential:

@@ -11,14 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vaelab.models.base import (
-    LatentModel,
-    NarrowConv2d,
-    Posterior,
-    VariationalConfig,
-    keras_init,
-    transpose_same,
-)
+from vaelab.models.base import LatentModel, Posterior, VariationalConfig
+from vaelab.models.layers import NarrowConv2d, keras_init, transpose_same
 
 
 class CVAE(LatentModel):

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pydantic import Field
 from torch import nn
 
-from vaelab.models.base import HiddenHeads, VariationalConfig, keras_init
+from vaelab.models.base import HiddenHeads, VariationalConfig
+from vaelab.models.layers import keras_init
 
 
 class IwaeMlpConfig(VariationalConfig):

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from vaelab.models.ae_conv import ConvBody
-from vaelab.models.base import LatentModel, Posterior, VariationalConfig, keras_init
+from vaelab.models.base import LatentModel, Posterior, VariationalConfig
+from vaelab.models.layers import keras_init
 
 
 class ConvVAE(LatentModel):

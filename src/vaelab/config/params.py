@@ -1,0 +1,191 @@
+"""The schema of params.yaml, section by section.
+
+`load_params` checks every section but the insides of `experiments`, which depend on the
+model and objective registries: `vaelab.config.experiments` checks those, for the stages that
+train or load models. So the data stages never import a model, and a change to a model
+file never reruns a download.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, model_validator
+
+from vaelab.core.errors import ParamsError
+from vaelab.core.knobs import Knobs, quote, unknown_name, validate
+
+Dataset = Literal["mnist", "fashion_mnist"]
+# bf16 autocast while training; auto: where the hardware computes bf16 natively
+# (vaelab.runtime.device.uses_bf16). README, "Training speed", says why it is the default.
+Amp = Literal[False, True, "auto"]
+
+
+class PreparedSpec(Knobs):
+    """One (dataset, transform) pair; a `prepare@NAME` stage writes it."""
+
+    dataset: Dataset
+    binarize: Literal["threshold", "stochastic", "dynamic", "none"]
+    size: Literal[28, 32]
+    seed: int = 0
+    train_limit: int | None = Field(default=None, ge=1)
+    test_limit: int | None = Field(default=None, ge=1)
+
+
+class DataSpec(Knobs):
+    mirrors: dict[Dataset, list[str]] = Field(min_length=1)
+    prepared: dict[str, PreparedSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _prepared_datasets_have_mirrors(self) -> DataSpec:
+        check_mirrors("data.prepared", self.prepared, self.mirrors)
+        return self
+
+
+def check_mirrors(where: str, prepared: dict[str, PreparedSpec], mirrors: dict) -> None:
+    for name, spec in prepared.items():
+        if spec.dataset not in mirrors:
+            raise ParamsError(
+                f"{where}.{name}.dataset = {spec.dataset!r} has no entry in data.mirrors "
+                f"(have: {', '.join(mirrors)})"
+            )
+
+
+class EvaluateSpec(Knobs):
+    iwae_samples: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    seed: int = 0
+
+
+class RenderSpec(Knobs):
+    manifold_size: int = Field(ge=2)
+    samples: int = Field(ge=1)
+    interpolation_pairs: int = Field(default=8, ge=1)  # test-image pairs, one row each
+    interpolation_steps: int = Field(default=10, ge=2)  # codes per path, ends included
+    traversal_steps: int = Field(default=9, ge=2)  # codes per latent dimension (D > 2)
+
+
+class ClassifierSpec(Knobs):
+    """The CNN that a classifier@NAME stage trains on each prepared set."""
+
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    seed: int = 0
+    amp: Amp = "auto"  # its training only: the features that score samples stay fp32
+
+
+class SamplesSpec(Knobs):
+    """How samples@EXP scores each sampler's samples."""
+
+    count: int = Field(ge=2)  # samples per sampler, and real images per set of the floors
+    mixture_components: int = Field(ge=1)
+    seed: int = 0
+
+
+class ReferenceFigure(Knobs):
+    """What a reference tutorial printed, and which of our numbers measure the same thing.
+
+    `ours` are dotted paths into `evaluate` (the experiment's metrics.json) or `last_epoch`
+    (the training log's summary of the final epoch).
+    """
+
+    published: str
+    ours: list[str] = Field(min_length=1)
+
+
+class Track(Knobs):
+    """A set of experiments and how to evaluate them, run by its own pipeline file."""
+
+    # name -> the experiment's keys; vaelab.config.experiments checks what is inside
+    experiments: dict[str, dict[str, Any]] = Field(min_length=1)
+    evaluate: EvaluateSpec
+    # prepared sets only this track trains on: its own pipeline file prepares them
+    prepared: dict[str, PreparedSpec] = Field(default_factory=dict)
+
+
+TRACKS = ("references", "literature")
+
+
+class Params(Knobs):
+    device: Literal["auto", "cpu", "cuda", "mps"]
+    threads: int = Field(ge=0)
+    data: DataSpec
+    # the references track: dvc.yaml runs these (`dvc repro`)
+    experiments: dict[str, dict[str, Any]] = Field(min_length=1)
+    evaluate: EvaluateSpec
+    render: RenderSpec
+    # the literature track: literature/dvc.yaml runs these (`dvc repro literature/dvc.yaml`)
+    literature: Track | None = None
+    classifier: ClassifierSpec
+    samples: SamplesSpec
+    references: dict[str, ReferenceFigure] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _names_are_unique_and_referenced(self) -> Params:
+        literature = self.literature.experiments if self.literature else {}
+        for name in set(self.experiments) & set(literature):
+            raise ParamsError(f"literature.experiments.{name}: the name is taken by experiments")
+        own_prepared = self.literature.prepared if self.literature else {}
+        for name in set(self.data.prepared) & set(own_prepared):
+            raise ParamsError(f"literature.prepared.{name}: the name is taken by data.prepared")
+        check_mirrors("literature.prepared", own_prepared, self.data.mirrors)
+        for name in self.references:
+            if name not in self.experiments and name not in literature:
+                raise ParamsError(
+                    unknown_name("references", name, [*self.experiments, *literature])
+                )
+        return self
+
+    def track(self, track: str) -> Track:
+        if track == "literature" and self.literature is not None:
+            return self.literature
+        if track == "references":
+            return Track(experiments=self.experiments, evaluate=self.evaluate)
+        allowed = TRACKS if self.literature is not None else TRACKS[:1]
+        raise ParamsError(f"track {track!r} is invalid: allowed values are {', '.join(allowed)}")
+
+    def experiment_keys(self, name: str, track: str = "references") -> dict[str, Any]:
+        experiments = self.track(track).experiments
+        where = "experiments" if track == "references" else f"{track}.experiments"
+        if name not in experiments:
+            raise ParamsError(unknown_name(where, name, experiments))
+        return experiments[name]
+
+    def prepared_sets(self, track: str = "references") -> dict[str, PreparedSpec]:
+        """The prepared sets a track's experiments may train on: data.prepared and its own."""
+        return {**self.data.prepared, **self.track(track).prepared}
+
+    def prepared(self, name: str) -> PreparedSpec:
+        """A prepared set of any track."""
+        every = {**self.data.prepared, **(self.literature.prepared if self.literature else {})}
+        if name not in every:
+            raise ParamsError(unknown_name("data.prepared", name, every))
+        return every[name]
+
+
+def parse_params(raw: Any) -> Params:
+    return validate(Params, raw)
+
+
+def read_params_file(path: Path | str) -> Any:
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: params file not found; run from the project root") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ParamsError(
+            f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"
+        ) from None
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    return parse_params(read_params_file(path))
+
+
+__all__ = ["Params", "PreparedSpec", "load_params", "parse_params", "quote"]

@@ -1,0 +1,90 @@
+"""Verify IDX files (the MNIST format): checksum first, then the header.
+
+Parsing proper is torchvision's (`read_image_file`, `read_label_file`); this module makes
+sure it is only ever handed a file that is complete and the one we expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+import zlib
+from dataclasses import dataclass
+
+from vaelab.core.errors import DataError
+from vaelab.data.raw.manifest import RawFile
+
+_UBYTE = 0x08
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A raw file that passed every check, with its decompressed IDX bytes."""
+
+    idx_bytes: bytes
+    checksum: str
+
+
+def gunzip_tolerant(data: bytes) -> tuple[bytes, str | None]:
+    """Decompress a gzip stream; return what decompressed and the error, if any.
+
+    A corrupt stream still yields the bytes before the damage, so that the error can
+    report a checksum of what was actually received.
+    """
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        out = inflater.decompress(data) + inflater.flush()
+    except zlib.error as exc:
+        return b"", f"gzip stream corrupt: {exc}"
+    if not inflater.eof:
+        return out, "gzip stream truncated"
+    return out, None
+
+
+def verify(gz_bytes: bytes, spec: RawFile, source: str) -> Verified:
+    """Check one downloaded .gz against the manifest; raise DataError with one line if not."""
+    idx_bytes, gzip_error = gunzip_tolerant(gz_bytes)
+    if spec.sha256:
+        algo, expected = "sha256", spec.sha256
+        actual = hashlib.sha256(idx_bytes).hexdigest()
+    else:
+        algo, expected = "md5 of .gz", spec.md5_gz
+        actual = hashlib.md5(gz_bytes).hexdigest()
+    if actual != expected or gzip_error:
+        note = f" ({gzip_error})" if gzip_error else ""
+        raise DataError(
+            f"{spec.name} from {source}: checksum mismatch, expected {algo} "
+            f"{expected}, got {actual}{note}"
+        )
+    check_header(idx_bytes, spec, source)
+    return Verified(idx_bytes=idx_bytes, checksum=actual)
+
+
+def check_header(idx_bytes: bytes, spec: RawFile, source: str) -> None:
+    """The IDX magic number, dimensions and length match the expected shape."""
+    ndim = len(spec.shape)
+    header_len = 4 + 4 * ndim
+    if len(idx_bytes) < header_len:
+        raise DataError(
+            f"{spec.name} from {source}: IDX header truncated "
+            f"({len(idx_bytes)} bytes, need {header_len})"
+        )
+    zero, dtype, got_ndim = struct.unpack(">HBB", idx_bytes[:4])
+    if zero != 0 or dtype != _UBYTE or got_ndim != ndim:
+        raise DataError(
+            f"{spec.name} from {source}: bad IDX magic number "
+            f"0x{idx_bytes[:4].hex()}, expected 0x000008{ndim:02x}"
+        )
+    shape = struct.unpack(f">{ndim}I", idx_bytes[4:header_len])
+    if shape != spec.shape:
+        raise DataError(
+            f"{spec.name} from {source}: IDX header shape {list(shape)}, "
+            f"expected {list(spec.shape)}"
+        )
+    payload = math.prod(shape)
+    if len(idx_bytes) != header_len + payload:
+        raise DataError(
+            f"{spec.name} from {source}: IDX body has {len(idx_bytes) - header_len} "
+            f"bytes, header says {payload}"
+        )

@@ -1,0 +1,72 @@
+"""model.pt: a trained model with the config it is rebuilt from, and what it trained on.
+
+    {"model": {"name", "config", "image_size"}, "state_dict": ...,
+     "experiment": {"name", "data", "dataset", "classes", ...every experiment key},
+     "history": [per-epoch records], "train_seconds": float}
+
+Loading needs nothing but the file: the registry rebuilds the architecture from its own
+saved config, whatever params.yaml says today.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from vaelab.core.errors import DataError
+from vaelab.core.files import atomic_path
+from vaelab.models.base import LatentModel
+from vaelab.models.registry import build_model
+
+
+@dataclass
+class SavedModel:
+    model: LatentModel
+    experiment: dict  # the experiment's keys, its name, data, dataset and class names
+    history: list[dict]
+    train_seconds: float
+
+
+def save_model(
+    path: Path,
+    model: LatentModel,
+    experiment: dict,
+    history: list[dict],
+    train_seconds: float,
+) -> None:
+    state = {
+        "model": {
+            "name": experiment["model"],
+            "config": model.config.model_dump(),
+            "image_size": model.image_size,
+        },
+        "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+        "experiment": experiment,
+        "history": history,
+        "train_seconds": train_seconds,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_model(path: Path, device: torch.device | str = "cpu") -> SavedModel:
+    """Rebuild a saved model from its own config; it comes back in eval mode."""
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+        architecture = state["model"]
+        model = build_model(
+            architecture["name"], architecture["image_size"], **architecture["config"]
+        )
+        model.load_state_dict(state["state_dict"])
+    except FileNotFoundError:
+        raise DataError(f"model {path} not found; run its train stage first") from None
+    except Exception as exc:
+        raise DataError(
+            f"model {path} is corrupt, truncated or from an older vaelab "
+            f"({type(exc).__name__}); rerun its train stage"
+        ) from None
+    return SavedModel(
+        model.to(device).eval(), state["experiment"], state["history"], state["train_seconds"]
+    )

@@ -1,0 +1,57 @@
+"""The training objectives: one line each, naming its function, its knobs' config and the
+kind of model it trains. params validation reads the knobs from here."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vaelab.core.knobs import Knobs
+from vaelab.objectives.losses import (
+    ElboKnobs,
+    IwaeKnobs,
+    Terms,
+    WeightedKnobs,
+    analytic_elbo,
+    autoencoder_bce,
+    iwae,
+    mc_elbo,
+    weighted_loss,
+)
+
+
+class NoKnobs(Knobs):
+    """An objective with nothing to set."""
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A registered objective: its function, its knobs, and which models it trains."""
+
+    function: Callable[..., Terms]
+    Knobs: type[Knobs] = NoKnobs
+    variational: bool = True  # trains a posterior q(z|x); False: a plain autoencoder
+
+
+OBJECTIVES: dict[str, Objective] = {
+    "mc_elbo": Objective(mc_elbo),
+    "analytic_elbo": Objective(analytic_elbo, ElboKnobs),
+    "iwae": Objective(iwae, IwaeKnobs),
+    "weighted": Objective(weighted_loss, WeightedKnobs),
+    "bce": Objective(autoencoder_bce, variational=False),
+}
+
+
+def objective_for(
+    name: str, knobs: Knobs | None = None, epoch: int | None = None
+) -> Callable[..., Terms]:
+    """The objective `name` with its knobs bound: a function (model, x, generator) -> Terms.
+
+    Knobs with a schedule (a `bind(epoch)` method, as the KL warm-up has) give their values
+    for training epoch `epoch`; with no epoch, their final values.
+    """
+    entry = OBJECTIVES[name]
+    knobs = knobs if knobs is not None else entry.Knobs()
+    bind = getattr(knobs, "bind", None)
+    return functools.partial(entry.function, **(bind(epoch) if bind else knobs.model_dump()))

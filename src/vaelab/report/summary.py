@@ -1,0 +1,282 @@
+"""reports/summary.md: every experiment's figures beside its reference's published one,
+a chart of every experiment's test ELBO per epoch, and the key pictures, linked relatively
+so that the page reads well on GitHub.
+
+Nothing here names an experiment: the rows come from params.yaml's `experiments`, the
+published figures from its `references`, the numbers from each experiment's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from vaelab.config.params import ReferenceFigure
+from vaelab.core.errors import DataError
+from vaelab.core.files import atomic_path
+
+PICTURES = (
+    ("latent_scatter.png", "latent scatter"),
+    ("manifold_quantiles.png", "manifold over Gaussian quantiles 0.05..0.95"),
+    ("epochs.gif", "reconstructions per epoch"),
+    ("samples.png", "samples"),
+)
+# dvclive's per-epoch ELBO: on the test split, or on the validation split when held out
+CURVES = (Path("train/plots/metrics/test/elbo_mc.tsv"), Path("train/plots/metrics/val/elbo_mc.tsv"))
+# render@EXP's latent paths; whichever the model has
+PATHS = (
+    ("paths/interpolations_linear.png", "linear interpolations between test images"),
+    ("paths/interpolations_spherical.png", "spherical interpolations between test images"),
+    ("paths/traversals.png", "a traversal of each latent dimension"),
+)
+QUALITY = "sample_quality.json"  # samples@EXP's scores; its grids are sampler_grids/NAME.png
+SECONDS = Path("train/plots/metrics/epoch_seconds.tsv")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path} is missing or unreadable ({exc}); rerun its stage") from None
+
+
+def _read_tsv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, sep="\t")
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path} is missing or unreadable ({exc}); rerun its stage") from None
+
+
+def _fmt(value, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def lookup(sources: dict, dotted: str):
+    """`evaluate.elbo.mc_1sample_nats` -> sources["evaluate"]["elbo"]["mc_1sample_nats"]."""
+    node = sources
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise DataError(f"references: {dotted!r} names no figure (no {part!r} there)")
+        node = node[part]
+    return node
+
+
+def summary_table(
+    experiments: dict[str, dict], references: dict[str, ReferenceFigure], folder: Path
+) -> pd.DataFrame:
+    rows = []
+    for name, keys in experiments.items():
+        sources = {
+            "evaluate": _read_json(folder / name / "metrics.json"),
+            "last_epoch": _read_json(folder / name / "train" / "metrics.json"),
+        }
+        metrics = sources["evaluate"]
+        elbo, iwae = metrics.get("elbo", {}), metrics.get("iwae", {})
+        k = iwae.get("k")
+        active = next(v for key, v in metrics["latent"].items() if key.startswith("active"))
+        reference = references.get(name)
+        ours = (
+            ", ".join(f"{lookup(sources, path):.4g}" for path in reference.ours)
+            if reference
+            else "—"
+        )
+        rows.append(
+            {
+                "experiment": name,
+                "data": keys["data"],
+                "model": keys["model"],
+                "latent": keys["latent_dim"],
+                "epochs": keys["epochs"],
+                "train s": _fmt(_read_tsv(folder / name / SECONDS)["epoch_seconds"].sum(), 0),
+                "test ELBO, MC (nats)": _fmt(elbo.get("mc_1sample_nats")),
+                "test ELBO, analytic KL": _fmt(elbo.get("analytic_kl_nats")),
+                "IWAE bound": f"{_fmt(iwae.get(f'bound_k{k}_nats'))} (k={k})" if k else "—",
+                "KL": _fmt(elbo.get("kl_nats")),
+                "active units": f"{active}/{metrics['latent']['dims']}",
+                "BCE/pixel": _fmt(metrics["reconstruction"]["bce_per_pixel"], 4),
+                "ours, as the reference measures it": ours,
+                "reference's published figure": reference.published if reference else "—",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def sampler_scores(quality: dict) -> dict[str, dict]:
+    """The samplers in a sample_quality.json: its entries that hold a distance."""
+    return {k: v for k, v in quality.items() if isinstance(v, dict) and "fid" in v}
+
+
+def samples_table(experiments: dict[str, dict], folder: Path) -> pd.DataFrame:
+    """Each experiment's bound beside its samples' Fréchet distance per sampler (with class
+    coverage H and mean confidence c), and the floors real data reaches."""
+    qualities = {name: _read_json(folder / name / QUALITY) for name in experiments}
+    samplers = list(dict.fromkeys(s for q in qualities.values() for s in sampler_scores(q)))
+    rows = []
+    for name, quality in qualities.items():
+        elbo = _read_json(folder / name / "metrics.json").get("elbo", {})
+        row = {
+            "experiment": name,
+            "test ELBO, analytic KL": _fmt(elbo.get("analytic_kl_nats")),
+            "samples": quality["samples"],
+        }
+        for sampler in samplers:
+            scores = sampler_scores(quality).get(sampler)
+            row[f"FID {sampler} (H, c)"] = (
+                f"{scores['fid']:.2f} ({scores['class_entropy_nats']:.2f}, "
+                f"{scores['mean_confidence']:.2f})"
+                if scores
+                else "—"
+            )
+        floor = quality["floor"]
+        row["floor: test halves, train vs test"] = (
+            f"{floor['fid_test_halves']:.2f}, {floor['fid_train_vs_test']:.2f}"
+        )
+        row["classifier accuracy"] = f"{quality['classifier']['test_accuracy']:.4f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def pictures_of(name: str, folder: Path) -> list[tuple[str, str]]:
+    """(file, label) of every picture experiment `name` has, in reading order: render's,
+    then one grid per sampler that samples@NAME scored, then the latent paths."""
+    grids = tuple(
+        (f"sampler_grids/{sampler}.png", scores.get("description", f"{sampler} samples"))
+        for sampler, scores in sampler_scores(_read_json(folder / name / QUALITY)).items()
+    )
+    return [(f, label) for f, label in PICTURES + grids + PATHS if (folder / name / f).exists()]
+
+
+def elbo_curves(experiments: dict[str, dict], folder: Path) -> pd.DataFrame:
+    """ELBO per epoch, one column per variational experiment (an AE has none)."""
+    columns = {
+        name: _read_tsv(folder / name / curve).set_index("step")["elbo_mc"]
+        for name in experiments
+        for curve in CURVES
+        if (folder / name / curve).exists()
+    }
+    table = pd.DataFrame(columns)
+    table.index.name = "epoch"
+    return table
+
+
+def draw_curves(curves: pd.DataFrame, path: Path, track: str = "references") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
+    for name in curves:
+        ax.plot(curves.index, curves[name], marker="o", markersize=3, label=name)
+    ax.set_xlabel("epoch")
+    split = "test" if track == "references" else "validation"
+    ax.set_ylabel(f"{split} ELBO, single-sample MC (nats per image)")
+    ax.set_title(f"Every experiment's {split} ELBO per epoch (higher is better)", fontsize=10)
+    ax.grid(alpha=0.3)
+    if len(curves.columns):
+        ax.legend(fontsize=8)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
+    plt.close(figure)
+
+
+def literature_table(
+    experiments: dict[str, dict], references: dict[str, ReferenceFigure], folder: Path
+) -> pd.DataFrame:
+    """Each NLL with its protocol, k, standard error, epochs and seconds, beside the
+    published figure."""
+    rows = []
+    for name, keys in experiments.items():
+        metrics = _read_json(folder / name / "metrics.json")
+        iwae, protocol = metrics.get("iwae", {}), metrics.get("protocol", {})
+        reference = references.get(name)
+        rows.append(
+            {
+                "experiment": name,
+                "model": keys["model"] + (f" + {keys['prior']} prior" if "prior" in keys else ""),
+                "objective": keys["objective"],
+                "binarization": protocol.get("binarization", "—"),
+                "NLL (nats)": (
+                    f"{iwae['nll_nats']:.2f} ± {iwae['stderr_nats']:.2f}" if iwae else "—"
+                ),
+                "k": iwae.get("k", "—"),
+                "epochs (kept)": "{} ({})".format(
+                    protocol.get("epochs_run", "—"), protocol.get("kept_epoch", "—")
+                ),
+                "train s": _fmt(_read_tsv(folder / name / SECONDS)["epoch_seconds"].sum(), 0),
+                "published": reference.published if reference else "—",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def render_literature(
+    experiments: dict[str, dict], references: dict[str, ReferenceFigure], folder: Path, chart: str
+) -> str:
+    table = literature_table(experiments, references, folder)
+    return "\n".join(
+        [
+            "# vaelab literature track",
+            "",
+            "Test negative log-likelihood in nats per image (lower is better): minus the "
+            "importance-weighted bound with k samples on the full test split, ± its standard "
+            "error across test images. Each model is the epoch with the best validation ELBO "
+            "(the last 10,000 training images held out); `epochs (kept)` says how many ran.",
+            "",
+            table.to_markdown(index=False),
+            "",
+            f"![every experiment's validation ELBO per epoch]({chart})",
+            "",
+        ]
+    )
+
+
+def render_summary(
+    experiments: dict[str, dict],
+    references: dict[str, ReferenceFigure],
+    folder: Path,
+    summary: Path,
+    chart_path: Path,
+    track: str = "references",
+) -> str:
+    """A track's Markdown page; pictures are linked relative to the page."""
+    link = Path(os.path.relpath(folder, summary.parent))
+    chart = Path(os.path.relpath(chart_path, summary.parent)).as_posix()
+    if track != "references":
+        return render_literature(experiments, references, folder, chart)
+    table = summary_table(experiments, references, folder)
+    lines = [
+        "# vaelab summary",
+        "",
+        "Test-set figures in nats per image on the full test split; the ELBO estimators "
+        "and the IWAE bound are defined in the README. `—` means not applicable (an "
+        "autoencoder has no posterior) or not published.",
+        "",
+        table.to_markdown(index=False),
+        "",
+        f"![every experiment's test ELBO per epoch]({chart})",
+        "",
+        "## Samples",
+        "",
+        "The Fréchet distance (FID) between each sampler's decoded samples and the test "
+        "images, in the penultimate features of a small CNN trained on the experiment's "
+        "prepared data (lower is better; the floor is what real data reaches). H is the "
+        "entropy of the classifier's label histogram of the samples in nats (ln 10 = 2.30 "
+        "when every digit is drawn equally often), c their mean top-class probability. "
+        "`—`: the sampler does not apply (an autoencoder has no prior).",
+        "",
+        samples_table(experiments, folder).to_markdown(index=False),
+        "",
+    ]
+    for name in experiments:
+        lines += [f"## {name}", ""]
+        lines += [
+            f"![{name}: {label}]({(link / name / file).as_posix()})"
+            for file, label in pictures_of(name, folder)
+        ]
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,55 @@
+"""The epoch checkpoint that lets an interrupted training resume, written atomically.
+
+A checkpoint is used only when its fingerprint matches: the same experiment keys, the same
+prepared data and the same library code. Anything else could make the resumed run differ
+from an uninterrupted one, so it starts afresh instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from vaelab.config.experiments import ExperimentSpec
+from vaelab.core.files import atomic_path
+from vaelab.core.progress import say
+
+_SOURCE_DIR = Path(__file__).parent
+
+
+def fingerprint(spec: ExperimentSpec, meta: dict, limit: int | None) -> str:
+    """Changes whenever a resumed run could differ from an uninterrupted one."""
+    digest = hashlib.sha256(json.dumps([spec.flat(), meta, limit], sort_keys=True).encode())
+    for source in sorted(_SOURCE_DIR.rglob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+class Checkpoint:
+    def __init__(self, path: Path, key: str):
+        self.path = Path(path)
+        self.key = key
+
+    def save(self, state: dict) -> None:
+        with atomic_path(self.path) as tmp:
+            torch.save({"fingerprint": self.key, **state}, tmp)
+
+    def load(self) -> dict | None:
+        """The saved state, or None when there is none we may use."""
+        if not self.path.exists():
+            return None
+        try:
+            state = torch.load(self.path, weights_only=True, map_location="cpu")
+        except Exception as exc:  # a damaged checkpoint is never worth a crash: start over
+            say(f"  checkpoint {self.path} unreadable ({type(exc).__name__}); starting afresh")
+            return None
+        if state.get("fingerprint") != self.key:
+            say(f"  checkpoint {self.path} is from other params, data or code; starting afresh")
+            return None
+        return state
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)

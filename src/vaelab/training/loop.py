@@ -1,0 +1,312 @@
+"""Training: a step, an epoch, an evaluation, and the driver that runs them.
+
+Batches are drawn by index from tensors already on the device, shuffled by a seeded
+generator, and a step never waits for the device: losses add up on the device and are
+checked for NaN every few hundred steps. Everything that is not training (checkpoints,
+logs, pictures) happens in the `on_epoch_end` hook the caller passes in.
+
+Under torchrun (`ranks`, see vaelab.training.distributed) each rank trains on its slice of every
+batch and the gradients are summed over the ranks; a single process takes none of those
+branches.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from vaelab.config.experiments import ExperimentSpec
+from vaelab.core.errors import ParamsError, TrainingDiverged
+from vaelab.core.progress import bar
+from vaelab.models.base import LatentModel
+from vaelab.models.registry import build_model
+from vaelab.objectives.losses import Terms, mc_elbo, mean_terms
+from vaelab.objectives.registry import objective_for
+from vaelab.runtime.device import uses_bf16
+from vaelab.training.distributed import SINGLE, Ranks, Share, all_reduce_, all_reduce_gradients
+
+FINITE_CHECK_EVERY = 200
+
+
+@dataclass
+class TrainState:
+    """Everything that an epoch changes, so a run can continue where an epoch ended."""
+
+    model: LatentModel
+    optimizer: torch.optim.Optimizer
+    shuffle: torch.Generator  # orders the training images each epoch
+    noise: torch.Generator  # draws the reparameterisation noise
+    binarizer: torch.Generator  # draws each batch's pixels, for dynamically binarized data
+    epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    # with a validation split: the epoch with the best validation ELBO, and its weights
+    best_epoch: int = 0
+    best_score: float = float("-inf")
+    best_weights: dict | None = None
+
+    def state_dict(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "shuffle_rng": self.shuffle.get_state(),
+            "noise_rng": self.noise.get_state(),
+            "binarizer_rng": self.binarizer.get_state(),
+            "history": self.history,
+            "seconds": self.seconds,
+            "best": {"epoch": self.best_epoch, "score": self.best_score},
+            "best_weights": self.best_weights,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.shuffle.set_state(state["shuffle_rng"])
+        self.noise.set_state(state["noise_rng"])  # generator states are CPU tensors anywhere
+        self.binarizer.set_state(state["binarizer_rng"])
+        self.epoch, self.history, self.seconds = state["epoch"], state["history"], state["seconds"]
+        self.best_epoch, self.best_score = state["best"]["epoch"], state["best"]["score"]
+        self.best_weights = state["best_weights"]
+
+    def keep_if_best(self, score: float) -> None:
+        if score > self.best_score:
+            self.best_epoch, self.best_score = self.epoch, score
+            self.best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+
+EpochEndHook = Callable[[TrainState, dict], None]
+
+
+def make_optimizer(spec: ExperimentSpec, model: LatentModel) -> torch.optim.Optimizer:
+    """Keras's defaults, which the references trained with: epsilon 1e-7, RMSprop rho 0.9."""
+    if spec.optimizer == "adam":
+        # One fused kernel for all parameters instead of a dozen small ops per tensor.
+        fused = next(model.parameters()).device.type in ("cpu", "cuda")
+        return torch.optim.Adam(
+            model.parameters(), lr=spec.lr, betas=(0.9, 0.999), eps=1e-7, fused=fused
+        )
+    return torch.optim.RMSprop(model.parameters(), lr=spec.lr, alpha=0.9, eps=1e-7)
+
+
+def initial_state(spec: ExperimentSpec, image_size: int, device: torch.device) -> TrainState:
+    torch.manual_seed(spec.seed)
+    model = build_model(spec.model, image_size, spec.model_knobs).to(device)
+    return TrainState(
+        model=model,
+        optimizer=make_optimizer(spec, model),
+        shuffle=torch.Generator().manual_seed(spec.seed),
+        noise=torch.Generator(device=device).manual_seed(spec.seed + 1),
+        binarizer=torch.Generator(device=device).manual_seed(spec.seed + 2),
+    )
+
+
+@dataclass
+class Totals:
+    """Sums over an epoch's images, kept on the device so that no step waits for it."""
+
+    loss: torch.Tensor
+    reconstruction_nll: torch.Tensor
+    kl: torch.Tensor
+
+    @classmethod
+    def zeros(cls, device: torch.device) -> Totals:
+        return cls(*(torch.zeros((), device=device, dtype=torch.float64) for _ in range(3)))
+
+    def add(self, terms: Terms, count: int) -> None:
+        self.loss += terms.loss.detach() * count
+        self.reconstruction_nll += -terms.reconstruction.detach().sum()
+        if terms.kl is not None:
+            self.kl += terms.kl.detach().sum()
+
+    def all_reduce(self) -> None:
+        for value in vars(self).values():
+            all_reduce_(value)
+
+    def means(self, count: int) -> dict[str, float]:
+        return {key: (value / count).item() for key, value in vars(self).items()}
+
+
+def train_step(
+    state: TrainState,
+    objective,
+    x: torch.Tensor,
+    autocast: AbstractContextManager,
+    share: Share | None = None,
+) -> Terms:
+    """One optimizer step on `x`; with a `share`, x is this rank's slice of the batch."""
+    if share is None:
+        with autocast:
+            terms = objective(state.model, x, state.noise)
+        state.optimizer.zero_grad(set_to_none=True)
+        terms.loss.backward()
+    else:
+        with autocast:
+            terms = objective(state.model, x, share)  # the share hands out the batch's noise
+        state.optimizer.zero_grad(set_to_none=True)
+        share.scale(terms.loss).backward()
+        all_reduce_gradients(state.model)
+    state.optimizer.step()
+    return terms
+
+
+def train_epoch(
+    state: TrainState,
+    images: torch.Tensor,
+    objective,
+    spec: ExperimentSpec,
+    name: str,
+    dynamic: bool = False,
+    ranks: Ranks = SINGLE,
+) -> dict[str, float]:
+    """One pass over `images` in a fresh seeded order; returns per-image mean terms.
+
+    With `dynamic`, the images are grey levels and each batch is a fresh seeded Bernoulli
+    draw of them (the literature's dynamic binarization)."""
+    state.model.train()
+    device = images.device
+    steps = -(-len(images) // spec.batch_size)
+    bf16 = uses_bf16(spec.amp, device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    step_losses = torch.zeros(steps, device=device)
+    totals = Totals.zeros(device)
+    order = torch.randperm(len(images), generator=state.shuffle).to(device)
+    epoch, checked = state.epoch + 1, 0
+    desc = f"{name} epoch {epoch}/{spec.epochs}"
+    # one bar for the run, not one per rank
+    progress_bar = bar(total=steps, desc=desc, unit="step") if ranks.main else tqdm(disable=True)
+    with progress_bar as progress:
+        for step in range(steps):
+            batch = order[step * spec.batch_size : (step + 1) * spec.batch_size]
+            if not ranks.distributed:
+                x = images[batch]
+                if dynamic:
+                    x = torch.bernoulli(x, generator=state.binarizer)
+                terms = train_step(state, objective, x, autocast)
+                step_losses[step] = terms.loss.detach()
+                totals.add(terms, len(x))
+            else:  # dynamic binarization is refused with processes > 1 (see the train stage)
+                share = ranks.share(len(batch), state.noise)
+                x = images[batch[share.start : share.stop]]
+                terms = train_step(state, objective, x, autocast, share)
+                step_losses[step] = share.scale(terms.loss).detach()  # summed in the check
+                if len(x):
+                    totals.add(terms, len(x))
+            progress.update(1)
+            if (step + 1) % FINITE_CHECK_EVERY == 0 or step + 1 == steps:
+                _check_finite(step_losses, checked, step + 1, name, epoch, ranks)
+                checked = step + 1
+                progress.set_postfix(loss=f"{step_losses[step].item():.3f}")
+    if ranks.distributed:
+        totals.all_reduce()
+    return totals.means(len(images))
+
+
+def eval_epoch(
+    model: LatentModel, images: torch.Tensor, objective, objective_name: str
+) -> dict[str, float]:
+    """The training objective's loss on `images` and, for a VAE, the tutorial's MC ELBO."""
+    test = mean_terms(model, images, objective, seed=0)
+    result = {"loss": test["loss"]}
+    if model.variational:
+        mc = test if objective_name == "mc_elbo" else mean_terms(model, images, mc_elbo, seed=0)
+        result["elbo_mc"] = mc["elbo"]
+    return result
+
+
+def check_batch_fits(spec: ExperimentSpec, name: str, images: int) -> None:
+    if spec.batch_size > images:
+        raise ParamsError(
+            f"experiments.{name}.batch_size = {spec.batch_size} is invalid: "
+            f"larger than the training set ({images} images)"
+        )
+
+
+def train(
+    spec: ExperimentSpec,
+    name: str,
+    train_images: torch.Tensor,
+    eval_images: torch.Tensor,
+    on_epoch_end: EpochEndHook | None = None,
+    resume: dict | None = None,
+    dynamic: bool = False,
+    ranks: Ranks = SINGLE,
+) -> TrainState:
+    """Train experiment `name` on images already on their device, from `resume` if given.
+
+    Each epoch is scored on `eval_images`: the validation split when the experiment holds
+    one out (its records say `val/`, and the best epoch's weights are the model returned),
+    else the test split, as the reference tutorials do. Under torchrun every rank calls
+    this; rank 0 alone evaluates and runs `on_epoch_end`.
+    """
+    check_batch_fits(spec, name, len(train_images))
+    state = initial_state(spec, train_images.shape[-1], train_images.device)
+    if resume is not None:
+        state.load_state_dict(resume)
+    split = "val" if spec.validation else "test"
+    scored = objective_for(spec.objective, spec.objective_knobs)  # final knob values
+    step_objective = _compiled(scored, spec)
+    scheduled = hasattr(spec.objective_knobs, "bind")  # e.g. the KL warm-up
+    while state.epoch < spec.epochs and not _out_of_patience(state, spec):
+        if scheduled:
+            epoch_objective = objective_for(spec.objective, spec.objective_knobs, state.epoch + 1)
+            step_objective = _compiled(epoch_objective, spec)
+        started = time.perf_counter()
+        train_means = train_epoch(state, train_images, step_objective, spec, name, dynamic, ranks)
+        seconds = time.perf_counter() - started
+        if not state.model.variational:
+            del train_means["kl"]
+        eval_means = {}
+        if ranks.main:
+            eval_means = eval_epoch(state.model, eval_images, scored, spec.objective)
+        state.epoch += 1
+        state.seconds += seconds
+        record = {
+            "epoch": state.epoch,
+            **{f"train/{key}": value for key, value in train_means.items()},
+            **{f"{split}/{key}": value for key, value in eval_means.items()},
+            "epoch_seconds": seconds,
+        }
+        state.history.append(record)
+        if spec.validation:  # single process only: experiments refuse it with processes > 1
+            state.keep_if_best(eval_means.get("elbo_mc", -eval_means["loss"]))
+        if on_epoch_end is not None and ranks.main:
+            on_epoch_end(state, record)
+    if spec.validation:
+        state.model.load_state_dict(state.best_weights)
+    return state
+
+
+def _compiled(objective, spec: ExperimentSpec):
+    if spec.compile == "none":
+        return objective
+    # The objective, not the module, so the state dict keeps its plain keys; sampling with
+    # our generator stays eager (a graph break), so the noise is eager's.
+    return torch.compile(objective, mode=None if spec.compile == "default" else spec.compile)
+
+
+def _out_of_patience(state: TrainState, spec: ExperimentSpec) -> bool:
+    return spec.patience is not None and state.epoch - state.best_epoch >= spec.patience
+
+
+def _check_finite(
+    step_losses: torch.Tensor, start: int, stop: int, name: str, epoch: int, ranks: Ranks = SINGLE
+) -> None:
+    window = step_losses[start:stop]
+    if ranks.distributed:
+        # the ranks' parts sum to each step's batch loss, so all ranks judge the same numbers
+        all_reduce_(window)
+    finite = torch.isfinite(window)
+    if bool(finite.all()):
+        return
+    bad = start + int((~finite).nonzero()[0])
+    kept = f"epoch {epoch - 1}" if epoch > 1 else "none yet"
+    raise TrainingDiverged(
+        f"experiments.{name}: loss became {step_losses[bad].item()} at epoch {epoch}, step "
+        f"{bad + 1}; last good checkpoint kept ({kept}); lower lr or set logvar_clamp"
+    )
