@@ -80,7 +80,8 @@ from vaelab.config.experiments import load_experiment
 from vaelab.models.registry import build_model
 from vaelab.objectives.losses import mc_elbo
 from vaelab.runtime.device import describe, resolve_device
-from vaelab.training.loop import Totals, initial_state, train_step
+from vaelab.training.distributed import SINGLE
+from vaelab.training.loop import ObjectiveStep, Totals, initial_state, train_step
 
 TF_LAYERS = Path(__file__).with_name("tf_layers.py")
 BATCH = 32
@@ -340,11 +341,13 @@ def trainer_profile(spec, device: torch.device, steps: int) -> str:
     order = torch.randperm(len(images), generator=generator)
     losses, totals = torch.zeros(steps + 10), Totals.zeros(device)
     autocast = torch.autocast(device.type, enabled=False)
+    objective = ObjectiveStep(state.model, mc_elbo)
+    share = SINGLE.partition(state.noise).share(BATCH)
 
     def step(i: int) -> None:
         start = i * BATCH % len(images)
         x = images[order[start : start + BATCH]]
-        terms = train_step(state, mc_elbo, x, autocast)
+        terms = train_step(state, objective, x, autocast, share)
         losses[i] = terms.loss.detach()
         totals.add(terms, len(x))
 

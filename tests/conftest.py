@@ -172,30 +172,12 @@ def stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
-class Fitted:
-    """What a test needs of a training run: the state, the grids, where it resumed from."""
+def fit(spec, data_dir: Path, checkpoint: Path | None = None, name: str = "t"):
+    """Train as the train stage does (vaelab.training.experiment.fit), without dvclive
+    or model.pt: the checkpoint, when given, is kept for the test to look at."""
+    from vaelab.training.experiment import fit as fit_experiment
 
-    def __init__(self, state, grids, resumed_from):
-        self.state, self.grids, self.resumed_from = state, grids, resumed_from
-        self.model, self.history = state.model, state.history
-
-
-def fit(spec, data_dir: Path, checkpoint: Path | None = None, name: str = "t") -> Fitted:
-    """Train as the train stage does, without dvclive: checkpoint, resume, grids."""
-    from vaelab.data.splits import load_split, read_meta
-    from vaelab.training.checkpoint import Checkpoint, fingerprint
-    from vaelab.training.epoch_log import EpochLog
-    from vaelab.training.loop import train
-
-    train_x = load_split(data_dir, "train").images
-    test_x = load_split(data_dir, "test").images
-    saver = (
-        Checkpoint(checkpoint, fingerprint(spec, read_meta(data_dir), None)) if checkpoint else None
-    )
-    resumed = saver.load() if saver else None
-    log = EpochLog(name, spec.epochs, test_x, saver, None, resumed)
-    state = train(spec, name, train_x, test_x, log, resumed)
-    return Fitted(state, log.grids, resumed["epoch"] if resumed else 0)
+    return fit_experiment(spec, name=name, data=data_dir, checkpoint=checkpoint)
 
 
 def benchmark_module(name: str):

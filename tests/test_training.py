@@ -14,6 +14,7 @@ from vaelab.objectives.registry import objective_for
 from vaelab.runtime.device import uses_bf16
 from vaelab.training import loop as training
 from vaelab.training.checkpoint import Checkpoint, fingerprint
+from vaelab.training.distributed import SINGLE
 
 
 def _state(run):
@@ -117,7 +118,8 @@ def test_checkpoint_fingerprint_follows_params_data_and_code(prepared_data, tmp_
         (source / path.relative_to(checkpoint._SOURCE_DIR)).write_bytes(path.read_bytes())
     monkeypatch.setattr(checkpoint, "_SOURCE_DIR", source)
     assert fingerprint(experiment(), meta, None) == base
-    (source / "training.py").write_text((source / "training.py").read_text() + "\n# edited\n")
+    edited = source / "training" / "loop.py"
+    edited.write_text(edited.read_text() + "\n# edited\n")
     assert fingerprint(experiment(), meta, None) != base
 
 
@@ -283,12 +285,13 @@ def test_the_host_read_guard_catches_a_read():
 def test_a_training_step_never_reads_a_value_to_the_host(model, objective, size, extra):
     spec = experiment(model=model, objective=objective, batch_size=8, **extra)
     state = training.initial_state(spec, size, torch.device("cpu"))
-    step_objective = objective_for(objective, spec.objective_knobs)
+    step = training.ObjectiveStep(state.model, objective_for(objective, spec.objective_knobs))
+    share = SINGLE.partition(state.noise).share(8)
     x = (torch.rand(8, 1, size, size) > 0.5).float()
     totals = training.Totals.zeros(x.device)
-    training.train_step(state, step_objective, x, contextlib.nullcontext())  # Adam's state
+    training.train_step(state, step, x, contextlib.nullcontext(), share)  # Adam's state
     before = _state(state)
     with _NoHostReads():
-        terms = training.train_step(state, step_objective, x, contextlib.nullcontext())
+        terms = training.train_step(state, step, x, contextlib.nullcontext(), share)
         totals.add(terms, len(x))
     assert not _same_weights(before, _state(state))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Protocol
 
 import torch
 from pydantic import Field, model_validator
@@ -48,6 +48,14 @@ class PseudoInputs(nn.Module):
         return nn.functional.hardtanh(self.raw, 0.0, 1.0)
 
 
+class NoiseSource(Protocol):
+    """Where the reparameterisation noise comes from when it is not a plain generator: a
+    torchrun rank draws its slice of the whole batch's noise (vaelab.training.distributed),
+    so that N ranks see the noise one process would."""
+
+    def normal_like(self, mean: torch.Tensor) -> torch.Tensor: ...
+
+
 @dataclass
 class Posterior:
     """q(z|x) as a diagonal Gaussian; an autoencoder's code is `mean` with `logvar` None."""
@@ -55,17 +63,16 @@ class Posterior:
     mean: torch.Tensor
     logvar: torch.Tensor | None
 
-    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, noise: torch.Generator | NoiseSource | None = None) -> torch.Tensor:
         """z = mean + exp(logvar / 2) * eps, the reparameterisation trick."""
         if self.logvar is None:
             return self.mean
-        if hasattr(generator, "noise_like"):
-            # a torchrun rank's slice of its batch's noise (vaelab.training.distributed.Share)
-            eps = generator.noise_like(self.mean)
-        else:
+        if noise is None or isinstance(noise, torch.Generator):
             eps = torch.randn(
-                self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype
+                self.mean.shape, generator=noise, device=self.mean.device, dtype=self.mean.dtype
             )
+        else:
+            eps = noise.normal_like(self.mean)
         return self.mean + torch.exp(0.5 * self.logvar) * eps
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from vaelab.core.knobs import Knobs
 from vaelab.objectives.losses import (
@@ -19,6 +20,13 @@ from vaelab.objectives.losses import (
     mc_elbo,
     weighted_loss,
 )
+
+
+@runtime_checkable
+class ScheduledKnobs(Protocol):
+    """Knobs whose values change over training, as the KL warm-up's weight does."""
+
+    def bind(self, epoch: int | None) -> dict: ...
 
 
 class NoKnobs(Knobs):
@@ -53,5 +61,5 @@ def objective_for(
     """
     entry = OBJECTIVES[name]
     knobs = knobs if knobs is not None else entry.Knobs()
-    bind = getattr(knobs, "bind", None)
-    return functools.partial(entry.function, **(bind(epoch) if bind else knobs.model_dump()))
+    values = knobs.bind(epoch) if isinstance(knobs, ScheduledKnobs) else knobs.model_dump()
+    return functools.partial(entry.function, **values)

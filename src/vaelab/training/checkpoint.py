@@ -17,7 +17,7 @@ from vaelab.config.experiments import ExperimentSpec
 from vaelab.core.files import atomic_path
 from vaelab.core.progress import say
 
-_SOURCE_DIR = Path(__file__).parent
+_SOURCE_DIR = Path(__file__).parents[1]  # the whole library: any of it may change a run
 
 
 def fingerprint(spec: ExperimentSpec, meta: dict, limit: int | None) -> str:

@@ -5,9 +5,10 @@ generator, and a step never waits for the device: losses add up on the device an
 checked for NaN every few hundred steps. Everything that is not training (checkpoints,
 logs, pictures) happens in the `on_epoch_end` hook the caller passes in.
 
-Under torchrun (`ranks`, see vaelab.training.distributed) each rank trains on its slice of every
-batch and the gradients are summed over the ranks; a single process takes none of those
-branches.
+One loop serves one process and torchrun's N ranks: the run's partition
+(vaelab.training.distributed), chosen once when it starts, says which rows of a batch this
+process takes, where its noise comes from and how sums are reduced, and the objective runs
+as the forward of a module that DistributedDataParallel wraps when there are ranks.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from vaelab.config.experiments import ExperimentSpec
@@ -26,9 +28,9 @@ from vaelab.core.progress import bar
 from vaelab.models.base import LatentModel
 from vaelab.models.registry import build_model
 from vaelab.objectives.losses import Terms, mc_elbo, mean_terms
-from vaelab.objectives.registry import objective_for
+from vaelab.objectives.registry import ScheduledKnobs, objective_for
 from vaelab.runtime.device import uses_bf16
-from vaelab.training.distributed import SINGLE, Ranks, Share, all_reduce_, all_reduce_gradients
+from vaelab.training.distributed import SINGLE, Partition, Ranks, Share, WholeBatch
 
 FINITE_CHECK_EVERY = 200
 
@@ -119,38 +121,45 @@ class Totals:
         return cls(*(torch.zeros((), device=device, dtype=torch.float64) for _ in range(3)))
 
     def add(self, terms: Terms, count: int) -> None:
-        self.loss += terms.loss.detach() * count
+        if count:  # a rank's share of a batch smaller than the world can be empty
+            self.loss += terms.loss.detach() * count
         self.reconstruction_nll += -terms.reconstruction.detach().sum()
         if terms.kl is not None:
             self.kl += terms.kl.detach().sum()
 
-    def all_reduce(self) -> None:
+    def reduce(self, partition: Partition) -> None:
         for value in vars(self).values():
-            all_reduce_(value)
+            partition.reduce_(value)
 
     def means(self, count: int) -> dict[str, float]:
         return {key: (value / count).item() for key, value in vars(self).items()}
 
 
+class ObjectiveStep(nn.Module):
+    """The objective as a module's forward, so that DistributedDataParallel can wrap it (it
+    syncs gradients of calls through forward only). Its one child is the model, whose own
+    state dict, with its plain keys, is what checkpoints and model.pt keep."""
+
+    def __init__(self, model: LatentModel, objective: Callable[..., Terms]):
+        super().__init__()
+        self.model, self.objective = model, objective
+
+    def forward(self, x: torch.Tensor, noise) -> Terms:
+        return self.objective(self.model, x, noise)
+
+
 def train_step(
     state: TrainState,
-    objective,
+    step: nn.Module,
     x: torch.Tensor,
     autocast: AbstractContextManager,
-    share: Share | None = None,
+    share: WholeBatch | Share,
 ) -> Terms:
-    """One optimizer step on `x`; with a `share`, x is this rank's slice of the batch."""
-    if share is None:
-        with autocast:
-            terms = objective(state.model, x, state.noise)
-        state.optimizer.zero_grad(set_to_none=True)
-        terms.loss.backward()
-    else:
-        with autocast:
-            terms = objective(state.model, x, share)  # the share hands out the batch's noise
-        state.optimizer.zero_grad(set_to_none=True)
-        share.scale(terms.loss).backward()
-        all_reduce_gradients(state.model)
+    """One optimizer step on `x`, this process's `share` of the batch."""
+    with autocast:
+        terms = step(x, share.noise)
+    state.optimizer.zero_grad(set_to_none=True)
+    share.backward(terms.loss)
     state.optimizer.step()
     return terms
 
@@ -158,11 +167,12 @@ def train_step(
 def train_epoch(
     state: TrainState,
     images: torch.Tensor,
-    objective,
+    step: nn.Module,
+    *,
     spec: ExperimentSpec,
     name: str,
+    partition: Partition,
     dynamic: bool = False,
-    ranks: Ranks = SINGLE,
 ) -> dict[str, float]:
     """One pass over `images` in a fresh seeded order; returns per-image mean terms.
 
@@ -179,31 +189,25 @@ def train_epoch(
     epoch, checked = state.epoch + 1, 0
     desc = f"{name} epoch {epoch}/{spec.epochs}"
     # one bar for the run, not one per rank
-    progress_bar = bar(total=steps, desc=desc, unit="step") if ranks.main else tqdm(disable=True)
+    progress_bar = (
+        bar(total=steps, desc=desc, unit="step") if partition.main else tqdm(disable=True)
+    )
     with progress_bar as progress:
-        for step in range(steps):
-            batch = order[step * spec.batch_size : (step + 1) * spec.batch_size]
-            if not ranks.distributed:
-                x = images[batch]
-                if dynamic:
-                    x = torch.bernoulli(x, generator=state.binarizer)
-                terms = train_step(state, objective, x, autocast)
-                step_losses[step] = terms.loss.detach()
-                totals.add(terms, len(x))
-            else:  # dynamic binarization is refused with processes > 1 (see the train stage)
-                share = ranks.share(len(batch), state.noise)
-                x = images[batch[share.start : share.stop]]
-                terms = train_step(state, objective, x, autocast, share)
-                step_losses[step] = share.scale(terms.loss).detach()  # summed in the check
-                if len(x):
-                    totals.add(terms, len(x))
+        for index in range(steps):
+            batch = order[index * spec.batch_size : (index + 1) * spec.batch_size]
+            share = partition.share(len(batch))
+            x = share.take(images, batch)
+            if dynamic:  # refused with processes > 1 (see vaelab.training.experiment)
+                x = torch.bernoulli(x, generator=state.binarizer)
+            terms = train_step(state, step, x, autocast, share)
+            step_losses[index] = share.portion(terms.loss).detach()  # summed in the check
+            totals.add(terms, len(x))
             progress.update(1)
-            if (step + 1) % FINITE_CHECK_EVERY == 0 or step + 1 == steps:
-                _check_finite(step_losses, checked, step + 1, name, epoch, ranks)
-                checked = step + 1
-                progress.set_postfix(loss=f"{step_losses[step].item():.3f}")
-    if ranks.distributed:
-        totals.all_reduce()
+            if (index + 1) % FINITE_CHECK_EVERY == 0 or index + 1 == steps:
+                _check_finite(step_losses, checked, index + 1, name, epoch, partition)
+                checked = index + 1
+                progress.set_postfix(loss=f"{step_losses[index].item():.3f}")
+    totals.reduce(partition)
     return totals.means(len(images))
 
 
@@ -232,6 +236,7 @@ def train(
     name: str,
     train_images: torch.Tensor,
     eval_images: torch.Tensor,
+    *,
     on_epoch_end: EpochEndHook | None = None,
     resume: dict | None = None,
     dynamic: bool = False,
@@ -248,22 +253,25 @@ def train(
     state = initial_state(spec, train_images.shape[-1], train_images.device)
     if resume is not None:
         state.load_state_dict(resume)
+    partition = ranks.partition(state.noise)
     split = "val" if spec.validation else "test"
     scored = objective_for(spec.objective, spec.objective_knobs)  # final knob values
-    step_objective = _compiled(scored, spec)
-    scheduled = hasattr(spec.objective_knobs, "bind")  # e.g. the KL warm-up
+    step = ObjectiveStep(state.model, _compiled(scored, spec))
+    wrapped = partition.wrap(step)
+    scheduled = isinstance(spec.objective_knobs, ScheduledKnobs)  # e.g. the KL warm-up
+    evaluate = eval_epoch if partition.main else _no_evaluation
     while state.epoch < spec.epochs and not _out_of_patience(state, spec):
         if scheduled:
             epoch_objective = objective_for(spec.objective, spec.objective_knobs, state.epoch + 1)
-            step_objective = _compiled(epoch_objective, spec)
+            step.objective = _compiled(epoch_objective, spec)
         started = time.perf_counter()
-        train_means = train_epoch(state, train_images, step_objective, spec, name, dynamic, ranks)
+        train_means = train_epoch(
+            state, train_images, wrapped, spec=spec, name=name, partition=partition, dynamic=dynamic
+        )
         seconds = time.perf_counter() - started
         if not state.model.variational:
             del train_means["kl"]
-        eval_means = {}
-        if ranks.main:
-            eval_means = eval_epoch(state.model, eval_images, scored, spec.objective)
+        eval_means = evaluate(state.model, eval_images, scored, spec.objective)
         state.epoch += 1
         state.seconds += seconds
         record = {
@@ -275,11 +283,16 @@ def train(
         state.history.append(record)
         if spec.validation:  # single process only: experiments refuse it with processes > 1
             state.keep_if_best(eval_means.get("elbo_mc", -eval_means["loss"]))
-        if on_epoch_end is not None and ranks.main:
+        if on_epoch_end is not None:
             on_epoch_end(state, record)
     if spec.validation:
         state.model.load_state_dict(state.best_weights)
     return state
+
+
+def _no_evaluation(*args) -> dict[str, float]:
+    """What ranks other than 0 score: nothing; rank 0 evaluates for the run."""
+    return {}
 
 
 def _compiled(objective, spec: ExperimentSpec):
@@ -295,12 +308,10 @@ def _out_of_patience(state: TrainState, spec: ExperimentSpec) -> bool:
 
 
 def _check_finite(
-    step_losses: torch.Tensor, start: int, stop: int, name: str, epoch: int, ranks: Ranks = SINGLE
+    step_losses: torch.Tensor, start: int, stop: int, name: str, epoch: int, partition: Partition
 ) -> None:
-    window = step_losses[start:stop]
-    if ranks.distributed:
-        # the ranks' parts sum to each step's batch loss, so all ranks judge the same numbers
-        all_reduce_(window)
+    # the ranks' parts sum to each step's batch loss, so all ranks judge the same numbers
+    window = partition.reduce_(step_losses[start:stop])
     finite = torch.isfinite(window)
     if bool(finite.all()):
         return

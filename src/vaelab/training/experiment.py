@@ -1,0 +1,181 @@
+"""Training one experiment from its prepared folder: the train stage's one call, and `fit`,
+which the stage and the tests share.
+
+`train_experiment` reads params, starts torchrun's agent when the experiment asks for
+`processes: N`, and picks the device; `fit` loads the splits, resumes from a checkpoint,
+trains, logs every epoch (dvclive, the reconstruction grid, the checkpoint) and saves
+model.pt. Under torchrun every rank runs `fit`; rank 0 alone reads the checkpoint and
+writes anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from vaelab.config.experiments import ExperimentSpec, load_experiment
+from vaelab.core.errors import ParamsError
+from vaelab.core.files import ensure_writable_dir, remove_stale_temporaries
+from vaelab.core.progress import say
+from vaelab.data.splits import Split, hold_out, load_split, read_meta
+from vaelab.models.saved import save_model
+from vaelab.runtime.device import describe, resolve_device, training_precision
+from vaelab.training import distributed
+from vaelab.training.checkpoint import Checkpoint, fingerprint
+from vaelab.training.epoch_log import EpochLog
+from vaelab.training.loop import TrainState, check_batch_fits, train
+
+CPU = torch.device("cpu")
+
+
+@dataclass
+class Fitted:
+    """A finished training: its state, the per-epoch grids, the epoch it resumed after."""
+
+    state: TrainState
+    grids: list[torch.Tensor]
+    resumed_from: int
+
+    @property
+    def model(self):
+        return self.state.model
+
+    @property
+    def history(self) -> list[dict]:
+        return self.state.history
+
+
+def train_experiment(
+    *, name: str, params: Path, data: Path, out: Path, live: Path, track: str, limit: int | None
+) -> None:
+    """Train experiment `name` of `track` on the prepared folder `data` into out/model.pt,
+    logging every epoch into the dvclive folder `live` and resuming from
+    out/checkpoint.pt. With `processes: N` in the experiment, or under `torchrun
+    --nproc-per-node N`, the training is data-parallel over N ranks."""
+    ranks = distributed.from_env()
+    config, spec = load_experiment(params, name, track)
+    where = f"experiments.{name}"
+    distributed.check_processes(where, spec.processes, ranks)
+    if spec.processes > 1 and not ranks.under_torchrun:
+        # torchrun's own agent runs this same command as N ranks; nothing else to do here
+        distributed.launch(spec.processes, where)
+        return
+    device = resolve_device(config.device, config.threads, ranks.local_rank_if_launched)
+    distributed.share_cores(ranks, device, config.threads)
+    fit(
+        spec,
+        name=name,
+        data=data,
+        device=device,
+        out=out,
+        checkpoint=out / "checkpoint.pt",
+        live=live,
+        limit=limit,
+        ranks=ranks,
+    )
+
+
+def fit(
+    spec: ExperimentSpec,
+    *,
+    name: str,
+    data: Path,
+    device: torch.device = CPU,
+    out: Path | None = None,
+    checkpoint: Path | None = None,
+    live: Path | None = None,
+    limit: int | None = None,
+    ranks: distributed.Ranks = distributed.SINGLE,
+) -> Fitted:
+    """Train `spec` on the prepared folder `data`: resume from `checkpoint` and keep it
+    after every epoch, log to the dvclive folder `live`, and save out/model.pt (then the
+    checkpoint is no longer needed and goes). Any of the three may be left out."""
+    where = f"experiments.{name}"
+    meta = read_meta(data)
+    train_split, eval_split = _splits(spec, data, meta, limit)
+    train_x, eval_x = train_split.images.to(device), eval_split.images.to(device)
+    check_batch_fits(spec, name, len(train_x))
+    if ranks.distributed and (spec.validation or train_split.dynamic):
+        raise ParamsError(
+            f"{where}: more than one process does not yet support a validation split or "
+            "dynamic binarization; train it in one process"
+        )
+    # a rank that dies makes the others' next collective fail: one line, not a traceback
+    with distributed.peers_watched(ranks, where), distributed.process_group(ranks, device):
+        writes = ranks.main  # rank 0 alone reads the checkpoint and writes files
+        if writes and out is not None:
+            out = ensure_writable_dir(out)
+        if writes and live is not None:
+            live = ensure_writable_dir(live)
+        if writes and out is not None:
+            remove_stale_temporaries(out)
+        precision = training_precision(spec.amp, device)
+        processes = f", {ranks.world} processes" if ranks.distributed else ""
+        if writes:
+            say(
+                f"train {name}: {spec.model} on {spec.data} ({meta['dataset']}), "
+                f"latent {spec.model_knobs.latent_dim}, {spec.epochs} epochs of batch "
+                f"{spec.batch_size}, {spec.optimizer} lr {spec.lr}, {precision}, "
+                f"on {describe(device)}{processes}"
+            )
+        saver = None
+        if writes and checkpoint is not None:
+            saver = Checkpoint(checkpoint, fingerprint(spec, meta, limit))
+        # the other ranks may sit on nodes that cannot see the file: rank 0 sends it
+        resumed = distributed.broadcast(saver.load() if saver else None, ranks)
+        # how many ranks trained it, also when torchrun was started by hand
+        flat = {**spec.flat(), "processes": ranks.world}
+        with _dvclive(live if writes else None, name, device, flat) as logger:
+            log = EpochLog(name, spec.epochs, eval_x, saver, logger, resumed) if writes else None
+            state = train(
+                spec,
+                name,
+                train_x,
+                eval_x,
+                on_epoch_end=log,
+                resume=resumed,
+                dynamic=train_split.dynamic,
+                ranks=ranks,
+            )
+            if writes and out is not None:
+                experiment = {
+                    "name": name,
+                    **flat,
+                    "dataset": meta["dataset"],
+                    "binarize": meta["binarize"],
+                    "precision": precision,
+                    "classes": meta["classes"],
+                    "epochs_run": state.epoch,
+                    "kept_epoch": state.best_epoch if spec.validation else state.epoch,
+                }
+                save_model(out / "model.pt", state.model, experiment, state.history, state.seconds)
+        if writes and out is not None:
+            if saver is not None:
+                saver.remove()
+            say(f"train {name}: done in {state.seconds:.1f} s of training -> {out / 'model.pt'}")
+    return Fitted(state, log.grids if log else [], resumed["epoch"] if resumed else 0)
+
+
+def _splits(spec: ExperimentSpec, data: Path, meta: dict, limit: int | None) -> tuple[Split, Split]:
+    """The training split and the split each epoch is scored on: the held-out validation
+    images when the experiment holds some out, else the test split."""
+    train_split = load_split(data, "train", limit)
+    if spec.validation:
+        return hold_out(train_split, spec.validation, meta["seed"])
+    return train_split, load_split(data, "test", limit)
+
+
+@contextlib.contextmanager
+def _dvclive(folder: Path | None, name: str, device: torch.device, flat: dict):
+    """dvclive's logger over `folder` with the run's params logged, or None without one."""
+    if folder is None:
+        yield None
+        return
+    from dvclive import Live  # here, not above: only rank 0 logs, and it is slow to import
+
+    with Live(dir=str(folder), save_dvc_exp=False, dvcyaml=None, report=None) as logger:
+        logger.log_params({"experiment": name, "device": device.type, **flat})
+        yield logger
