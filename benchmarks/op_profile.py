@@ -347,7 +347,7 @@ def trainer_profile(spec, device: torch.device, steps: int) -> str:
     def step(i: int) -> None:
         start = i * BATCH % len(images)
         x = images[order[start : start + BATCH]]
-        terms = train_step(state, objective, x, autocast, share)
+        terms = train_step(state, objective, x, autocast=autocast, share=share)
         losses[i] = terms.loss.detach()
         totals.add(terms, len(x))
 

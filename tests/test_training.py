@@ -289,9 +289,9 @@ def test_a_training_step_never_reads_a_value_to_the_host(model, objective, size,
     share = SINGLE.partition(state.noise).share(8)
     x = (torch.rand(8, 1, size, size) > 0.5).float()
     totals = training.Totals.zeros(x.device)
-    training.train_step(state, step, x, contextlib.nullcontext(), share)  # Adam's state
+    training.train_step(state, step, x, autocast=contextlib.nullcontext(), share=share)
     before = _state(state)
     with _NoHostReads():
-        terms = training.train_step(state, step, x, contextlib.nullcontext(), share)
+        terms = training.train_step(state, step, x, autocast=contextlib.nullcontext(), share=share)
         totals.add(terms, len(x))
     assert not _same_weights(before, _state(state))

@@ -24,6 +24,7 @@ class EpochLog:
         name: str,
         epochs: int,
         grid_images: torch.Tensor,
+        *,
         checkpoint: Checkpoint | None = None,
         live=None,
         resumed: dict | None = None,

@@ -129,7 +129,11 @@ def fit(
         # how many ranks trained it, also when torchrun was started by hand
         flat = {**spec.flat(), "processes": ranks.world}
         with _dvclive(live if writes else None, name, device, flat) as logger:
-            log = EpochLog(name, spec.epochs, eval_x, saver, logger, resumed) if writes else None
+            log = None
+            if writes:
+                log = EpochLog(
+                    name, spec.epochs, eval_x, checkpoint=saver, live=logger, resumed=resumed
+                )
             state = train(
                 spec,
                 name,

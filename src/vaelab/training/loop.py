@@ -152,6 +152,7 @@ def train_step(
     state: TrainState,
     step: nn.Module,
     x: torch.Tensor,
+    *,
     autocast: AbstractContextManager,
     share: WholeBatch | Share,
 ) -> Terms:
@@ -199,12 +200,18 @@ def train_epoch(
             x = share.take(images, batch)
             if dynamic:  # refused with processes > 1 (see vaelab.training.experiment)
                 x = torch.bernoulli(x, generator=state.binarizer)
-            terms = train_step(state, step, x, autocast, share)
+            terms = train_step(state, step, x, autocast=autocast, share=share)
             step_losses[index] = share.portion(terms.loss).detach()  # summed in the check
             totals.add(terms, len(x))
             progress.update(1)
             if (index + 1) % FINITE_CHECK_EVERY == 0 or index + 1 == steps:
-                _check_finite(step_losses, checked, index + 1, name, epoch, partition)
+                _check_finite(
+                    step_losses[checked : index + 1],
+                    start=checked,
+                    name=name,
+                    epoch=epoch,
+                    partition=partition,
+                )
                 checked = index + 1
                 progress.set_postfix(loss=f"{step_losses[index].item():.3f}")
     totals.reduce(partition)
@@ -308,16 +315,18 @@ def _out_of_patience(state: TrainState, spec: ExperimentSpec) -> bool:
 
 
 def _check_finite(
-    step_losses: torch.Tensor, start: int, stop: int, name: str, epoch: int, partition: Partition
+    window: torch.Tensor, *, start: int, name: str, epoch: int, partition: Partition
 ) -> None:
+    """Fail on the first loss in `window` (the steps from index `start` on) that is not
+    finite; the check reads the losses to the host, so it runs only every few hundred steps."""
     # the ranks' parts sum to each step's batch loss, so all ranks judge the same numbers
-    window = partition.reduce_(step_losses[start:stop])
+    partition.reduce_(window)
     finite = torch.isfinite(window)
     if bool(finite.all()):
         return
-    bad = start + int((~finite).nonzero()[0])
+    bad = int((~finite).nonzero()[0])
     kept = f"epoch {epoch - 1}" if epoch > 1 else "none yet"
     raise TrainingDiverged(
-        f"experiments.{name}: loss became {step_losses[bad].item()} at epoch {epoch}, step "
-        f"{bad + 1}; last good checkpoint kept ({kept}); lower lr or set logvar_clamp"
+        f"experiments.{name}: loss became {window[bad].item()} at epoch {epoch}, step "
+        f"{start + bad + 1}; last good checkpoint kept ({kept}); lower lr or set logvar_clamp"
     )
