@@ -33,7 +33,7 @@ def main(
     chosen = {name: config.experiment_keys(name, track) for name in names}
     curves = elbo_curves(chosen, experiments)
     draw_curves(curves, chart, track)
-    page = render_summary(chosen, config.references, experiments, summary, chart, track)
+    page = render_summary(chosen, config.published, experiments, summary, chart, track)
     write_text(summary, page)
     say(f"report: {len(chosen)} experiments -> {summary}, {chart}")
 

@@ -30,7 +30,7 @@ def stage_project(tmp_path, prepared_data, **experiment):
     params["experiments"] = {
         "t": {**params["experiments"]["cvae"], "data": "binary28", **experiment}
     }
-    params["references"] = {}
+    params["published"] = {}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     shutil.copytree(prepared_data / "binary28", tmp_path / "data/prepared/binary28")
     return tmp_path

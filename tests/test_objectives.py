@@ -17,7 +17,7 @@ from vaelab.objectives.losses import (
     mc_elbo,
     weighted_loss,
 )
-from vaelab.objectives.registry import objective_for
+from vaelab.objectives.registry import OBJECTIVES, ScheduledKnobs, objective_for
 
 
 def test_kl_of_standard_normal_to_itself_is_zero():
@@ -189,3 +189,10 @@ def test_kl_warm_up_rises_linearly_then_stays():
     weights = [objective_for("analytic_elbo", knobs, e).keywords["kl_weight"] for e in (1, 3, 5, 9)]
     assert weights == [0.0, 0.25, 0.5, 0.5]
     assert objective_for("analytic_elbo", knobs).keywords["kl_weight"] == 0.5
+
+
+def test_only_knobs_with_a_schedule_are_scheduled_knobs():
+    scheduled = [name for name, o in OBJECTIVES.items() if isinstance(o.Knobs(), ScheduledKnobs)]
+    assert scheduled == ["analytic_elbo"]
+    # knobs without one pass their fields straight through
+    assert objective_for("weighted").keywords == {"recon_weight": 1.0, "kl_weight": 1.0}

@@ -46,7 +46,7 @@ def test_shipped_params_are_valid():
     assert (cvae.model_knobs.latent_dim, cvae.epochs, cvae.batch_size, cvae.lr) == (2, 10, 32, 1e-4)
     assert params.prepared(cvae.data).binarize == "threshold"
     literature = experiments_of(params, "literature")
-    assert set(params.references) <= set(experiments) | set(literature)
+    assert set(params.published) <= set(experiments) | set(literature)
 
 
 @pytest.mark.parametrize(
@@ -205,9 +205,9 @@ def test_a_misspelt_section_key_lists_what_is_allowed():
 
 def test_a_reference_to_no_experiment_is_an_error():
     with pytest.raises(
-        ParamsError, match=r"^references: unknown name 'cvea' \(did you mean 'cvae'\?\)"
+        ParamsError, match=r"^published: unknown name 'cvea' \(did you mean 'cvae'\?\)"
     ):
-        parse_params(with_change("references.cvea", {"published": "x", "ours": ["a"]}))
+        parse_params(with_change("published.cvea", {"published": "x", "ours": ["a"]}))
 
 
 def test_yaml_syntax_error_is_one_line(tmp_path):

@@ -85,8 +85,8 @@ class SamplesSpec(Knobs):
     seed: int = 0
 
 
-class ReferenceFigure(Knobs):
-    """What a reference tutorial printed, and which of our numbers measure the same thing.
+class PublishedFigure(Knobs):
+    """What a tutorial or a paper printed, and which of our numbers measure the same thing.
 
     `ours` are dotted paths into `evaluate` (the experiment's metrics.json) or `last_epoch`
     (the training log's summary of the final epoch).
@@ -121,7 +121,7 @@ class Params(Knobs):
     literature: Track | None = None
     classifier: ClassifierSpec
     samples: SamplesSpec
-    references: dict[str, ReferenceFigure] = Field(default_factory=dict)
+    published: dict[str, PublishedFigure] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _names_are_unique_and_referenced(self) -> Params:
@@ -132,11 +132,9 @@ class Params(Knobs):
         for name in set(self.data.prepared) & set(own_prepared):
             raise ParamsError(f"literature.prepared.{name}: the name is taken by data.prepared")
         check_mirrors("literature.prepared", own_prepared, self.data.mirrors)
-        for name in self.references:
+        for name in self.published:
             if name not in self.experiments and name not in literature:
-                raise ParamsError(
-                    unknown_name("references", name, [*self.experiments, *literature])
-                )
+                raise ParamsError(unknown_name("published", name, [*self.experiments, *literature]))
         return self
 
     def track(self, track: str) -> Track:

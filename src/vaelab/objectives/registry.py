@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from vaelab.core.knobs import Knobs
 from vaelab.objectives.losses import (
@@ -22,15 +22,18 @@ from vaelab.objectives.losses import (
 )
 
 
+class NoKnobs(Knobs):
+    """An objective with nothing to set."""
+
+
 @runtime_checkable
 class ScheduledKnobs(Protocol):
     """Knobs whose values change over training, as the KL warm-up's weight does."""
 
-    def bind(self, epoch: int | None) -> dict: ...
-
-
-class NoKnobs(Knobs):
-    """An objective with nothing to set."""
+    def bind(self, epoch: int | None) -> dict[str, Any]:
+        """The objective's keyword arguments for training epoch `epoch` (from 1); with None,
+        their final values."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -56,10 +59,10 @@ def objective_for(
 ) -> Callable[..., Terms]:
     """The objective `name` with its knobs bound: a function (model, x, generator) -> Terms.
 
-    Knobs with a schedule (a `bind(epoch)` method, as the KL warm-up has) give their values
-    for training epoch `epoch`; with no epoch, their final values.
+    ScheduledKnobs (the KL warm-up's) give their values for training epoch `epoch`; with no
+    epoch, their final values.
     """
     entry = OBJECTIVES[name]
     knobs = knobs if knobs is not None else entry.Knobs()
-    values = knobs.bind(epoch) if isinstance(knobs, ScheduledKnobs) else knobs.model_dump()
-    return functools.partial(entry.function, **values)
+    bound = knobs.bind(epoch) if isinstance(knobs, ScheduledKnobs) else knobs.model_dump()
+    return functools.partial(entry.function, **bound)

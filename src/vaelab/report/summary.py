@@ -3,7 +3,7 @@ a chart of every experiment's test ELBO per epoch, and the key pictures, linked 
 so that the page reads well on GitHub.
 
 Nothing here names an experiment: the rows come from params.yaml's `experiments`, the
-published figures from its `references`, the numbers from each experiment's folder.
+published figures from its `published` table, the numbers from each experiment's folder.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from vaelab.config.params import ReferenceFigure
+from vaelab.config.params import PublishedFigure
 from vaelab.core.errors import DataError
 from vaelab.core.files import atomic_path
 
@@ -59,13 +59,13 @@ def lookup(sources: dict, dotted: str):
     node = sources
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
-            raise DataError(f"references: {dotted!r} names no figure (no {part!r} there)")
+            raise DataError(f"published: {dotted!r} names no figure (no {part!r} there)")
         node = node[part]
     return node
 
 
 def summary_table(
-    experiments: dict[str, dict], references: dict[str, ReferenceFigure], folder: Path
+    experiments: dict[str, dict], references: dict[str, PublishedFigure], folder: Path
 ) -> pd.DataFrame:
     rows = []
     for name, keys in experiments.items():
@@ -185,7 +185,7 @@ def draw_curves(curves: pd.DataFrame, path: Path, track: str = "references") -> 
 
 
 def literature_table(
-    experiments: dict[str, dict], references: dict[str, ReferenceFigure], folder: Path
+    experiments: dict[str, dict], references: dict[str, PublishedFigure], folder: Path
 ) -> pd.DataFrame:
     """Each NLL with its protocol, k, standard error, epochs and seconds, beside the
     published figure."""
@@ -215,7 +215,7 @@ def literature_table(
 
 
 def render_literature(
-    experiments: dict[str, dict], references: dict[str, ReferenceFigure], folder: Path, chart: str
+    experiments: dict[str, dict], references: dict[str, PublishedFigure], folder: Path, chart: str
 ) -> str:
     table = literature_table(experiments, references, folder)
     return "\n".join(
@@ -237,7 +237,7 @@ def render_literature(
 
 def render_summary(
     experiments: dict[str, dict],
-    references: dict[str, ReferenceFigure],
+    references: dict[str, PublishedFigure],
     folder: Path,
     summary: Path,
     chart_path: Path,
