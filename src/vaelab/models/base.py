@@ -93,7 +93,7 @@ class LatentModel(nn.Module):
         self.config = config
         self.latent_dim = config.latent_dim
         self.image_size = image_size
-        vamp = getattr(config, "prior", "standard") == "vamp"
+        vamp = isinstance(config, VariationalConfig) and config.prior == "vamp"
         self.pseudo_inputs = PseudoInputs(config.pseudo_inputs or 500, image_size) if vamp else None
         self._prior_cache: tuple | None = None
 
@@ -133,7 +133,7 @@ class LatentModel(nn.Module):
             self._prior_cache = None
 
     def posterior(self, mean: torch.Tensor, logvar: torch.Tensor | None) -> Posterior:
-        clamp = getattr(self.config, "logvar_clamp", None)
+        clamp = self.config.logvar_clamp if isinstance(self.config, VariationalConfig) else None
         if logvar is not None and clamp is not None:
             logvar = logvar.clamp(-clamp, clamp)
         return Posterior(mean, logvar)
