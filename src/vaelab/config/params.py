@@ -19,7 +19,7 @@ from vaelab.core.knobs import Knobs, quote, unknown_name, validate
 
 Dataset = Literal["mnist", "fashion_mnist"]
 # bf16 autocast while training; auto: where the hardware computes bf16 natively
-# (vaelab.runtime.device.uses_bf16). README, "Training speed", says why it is the default.
+# (vaelab.runtime.device.uses_bf16). docs/training-speed.md says why it is the default.
 Amp = Literal[False, True, "auto"]
 
 

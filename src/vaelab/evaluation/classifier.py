@@ -67,7 +67,7 @@ def train_classifier(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     generator = torch.Generator().manual_seed(seed)
     # Unlike the batch-32 VAE steps, its batch-128 convolutions are compute-bound, where
-    # native bf16 dot products double the rate (benchmarks in the README's "Training speed").
+    # native bf16 dot products double the rate (docs/training-speed.md).
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=uses_bf16(amp, device))
     model.train()
     for _ in range(epochs):

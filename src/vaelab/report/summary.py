@@ -253,7 +253,7 @@ def render_summary(
         "# vaelab summary",
         "",
         "Test-set figures in nats per image on the full test split; the ELBO estimators "
-        "and the IWAE bound are defined in the README. `—` means not applicable (an "
+        "and the IWAE bound are defined in docs/metrics.md. `—` means not applicable (an "
         "autoencoder has no posterior) or not published.",
         "",
         table.to_markdown(index=False),
