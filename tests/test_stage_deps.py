@@ -57,9 +57,7 @@ def as_deps(loaded: set[str]) -> set[str]:
     file of it (data files such as manifest.yaml included) is loaded or runs no code, its
     modules one by one elsewhere, and never an __init__ that runs no code."""
     deps = {f for f in loaded if not runs_no_code(ROOT / f)}
-    folders = sorted(
-        {p.parent for p in LIBRARY.rglob("__init__.py")}, key=lambda p: len(p.parts)
-    )
+    folders = sorted({p.parent for p in LIBRARY.rglob("__init__.py")}, key=lambda p: len(p.parts))
     for folder in folders:
         files = {str(f.relative_to(ROOT)) for f in folder.rglob("*") if f.is_file()}
         files = {f for f in files if "__pycache__" not in f}
