@@ -34,7 +34,7 @@ def main(
     limit: Limit = None,
 ) -> None:
     """Write the posterior mean and log-variance of every test image, and their scatter."""
-    run = load_trained(name, params, model, data, limit, track)
+    run = load_trained(name, params=params, model=model, data=data, track=track, limit=limit)
     info = run.saved.experiment
     means, logvars = posterior_means(run.model, run.test.images.to(run.device))
     table = latents_table(

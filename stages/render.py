@@ -47,7 +47,7 @@ def main(
     track: TrackName = "references",
 ) -> None:
     """Draw the pictures of experiment NAME from its model, latents and per-epoch grids."""
-    run = load_trained(name, params, model, data, track=track)
+    run = load_trained(name, params=params, model=model, data=data, track=track)
     pictures = epoch_frames(frames)
     epochs = len(run.saved.history)
     if len(pictures) != epochs:

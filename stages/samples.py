@@ -42,7 +42,7 @@ def main(
     limit: Limit = None,
 ) -> None:
     """Score experiment NAME's samples from every sampler against its test split."""
-    run = load_trained(name, params, model, data, limit)
+    run = load_trained(name, params=params, model=model, data=data, track="references", limit=limit)
     knobs = run.params.samples
     net, info = load_classifier(classifier, run.device)
     if info["data"] != run.saved.experiment["data"]:
