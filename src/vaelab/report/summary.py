@@ -299,7 +299,7 @@ def write_report(
     folder per experiment."""
     config = load_params(params)
     names = only or list(config.track(track).experiments)
-    chosen = {name: config.experiment_keys(name, track) for name in names}
+    chosen = {name: config.experiment_keys(name, track=track) for name in names}
     draw_curves(elbo_curves(chosen, experiments), chart, track=track)
     page = render_summary(
         chosen,
