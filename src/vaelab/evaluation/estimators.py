@@ -59,7 +59,7 @@ def iwae(
     with model.frozen_prior():
         for start in range(0, len(images), per_batch):
             x = images[start : start + per_batch]
-            bounds = iwae_bound(model, x, k, generator).double()
+            bounds = iwae_bound(model, x, k, generator=generator).double()
             total = total + bounds.sum()
             squares = squares + (bounds**2).sum()
             if progress is not None:
