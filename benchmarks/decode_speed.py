@@ -110,7 +110,7 @@ def main(
     print(f"device: {describe(where)}; torch {torch.__version__}; decode batch {batch}")
     subjects = {}
     for name in experiments.split(","):
-        config, spec = load_experiment("params.yaml", name)
+        config, spec = load_experiment("params.yaml", name, track="references")
         image_size = config.prepared(spec.data).size
         model = build_model(spec.model, image_size, spec.model_knobs).to(where).eval()
         for size in batches:

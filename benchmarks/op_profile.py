@@ -423,7 +423,7 @@ def main(
     tf_inter_op: int = typer.Option(0, min=0, help="TF's inter-op threads; 0: TF's default."),
     tf_requirement: str = typer.Option(TF_REQUIREMENT, help="The TensorFlow to run."),
 ) -> None:
-    _, spec = load_experiment("params.yaml", "cvae")
+    _, spec = load_experiment("params.yaml", "cvae", track="references")
     device = resolve_device("cpu", threads)  # the trainer's host tuning, on the CPU
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, 28, spec.model_knobs)

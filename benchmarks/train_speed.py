@@ -108,7 +108,7 @@ WAYS = {
 
 def run_way(way: str, steps: int) -> dict:
     """Train one way in this process; its steps per second and the test ELBO it reached."""
-    config, spec = load_experiment("params.yaml", "cvae")
+    config, spec = load_experiment("params.yaml", "cvae", track="references")
     if way in ("trainer", "trainer-amp"):
         device = resolve_device(config.device, config.threads)  # tunes the host as stages do
     else:  # what a user's script gets, optionally with only the allocator setting added
@@ -167,7 +167,7 @@ def way_command(way: str, steps: int, tf_data: Path, tf_requirement: str) -> lis
         return [sys.executable, "-m", "benchmarks.train_speed", "--way", way] + [
             *("--steps", str(steps))
         ]
-    config, spec = load_experiment("params.yaml", "cvae")
+    config, spec = load_experiment("params.yaml", "cvae", track="references")
     # threads as the trainer sets torch's; 0 leaves each framework its default
     options = {"data": tf_data, "steps": steps, "seed": spec.seed, "threads": config.threads}
     flags = [part for key, value in options.items() for part in (f"--{key}", str(value))]

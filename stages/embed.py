@@ -13,11 +13,7 @@ from vaelab.core.cli import (
     stage_app,
     user_errors,
 )
-from vaelab.core.files import atomic_path
-from vaelab.core.progress import say
-from vaelab.models.inference import posterior_means
-from vaelab.pictures.plots import latents_table, scatter
-from vaelab.runtime.trained import load_trained
+from vaelab.pictures.embedding import embed_test_split
 
 app = stage_app(__doc__)
 
@@ -34,24 +30,7 @@ def main(
     limit: Limit = None,
 ) -> None:
     """Write the posterior mean and log-variance of every test image, and their scatter."""
-    run = load_trained(name, params, model, data, limit, track)
-    info = run.saved.experiment
-    means, logvars = posterior_means(run.model, run.test.images.to(run.device))
-    table = latents_table(
-        means.cpu().numpy(),
-        None if logvars is None else logvars.cpu().numpy(),
-        run.test.labels.numpy(),
-        info["classes"],
-    )
-    with atomic_path(out / "latents.csv") as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
-    how = scatter(
-        table,
-        info["classes"],
-        f"{name} ({info['model']}, {info['dataset']} test set)",
-        out / "latent_scatter.png",
-    )
-    say(f"embed {name}: {len(table)} test images, {means.shape[1]}-D latents; scatter: {how}")
+    embed_test_split(name, params=params, model=model, data=data, out=out, track=track, limit=limit)
 
 
 if __name__ == "__main__":

@@ -5,11 +5,9 @@ from typing import Annotated
 
 import typer
 
-from vaelab.config.params import load_params
 from vaelab.core.cli import OutDir, ParamsFile, stage_app, user_errors
-from vaelab.core.progress import say
-from vaelab.data.prepare import prepare
-from vaelab.data.raw.manifest import DEFAULT_MANIFEST, load_manifest
+from vaelab.data.prepare import prepare_from_params
+from vaelab.data.raw.manifest import DEFAULT_MANIFEST
 
 app = stage_app(__doc__)
 
@@ -26,14 +24,7 @@ def main(
     manifest: Path = typer.Option(DEFAULT_MANIFEST, help="Expected checksums and shapes."),
 ) -> None:
     """Prepare one (dataset, transform) pair named in data.prepared or literature.prepared."""
-    spec = load_params(params).prepared(name)
-    say(f"prepare {name}: {spec.dataset}, binarize={spec.binarize}, {spec.size}x{spec.size}")
-    prepare(
-        raw,
-        load_manifest(spec.dataset, manifest),
-        spec,
-        out,
-    )
+    prepare_from_params(name, params=params, manifest=manifest, raw=raw, out=out)
 
 
 if __name__ == "__main__":

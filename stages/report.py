@@ -6,11 +6,8 @@ from typing import Annotated
 
 import typer
 
-from vaelab.config.params import load_params
 from vaelab.core.cli import ParamsFile, TrackName, stage_app, user_errors
-from vaelab.core.files import write_text
-from vaelab.core.progress import say
-from vaelab.report.summary import draw_curves, elbo_curves, render_summary
+from vaelab.report.summary import write_report
 
 app = stage_app(__doc__)
 
@@ -28,14 +25,14 @@ def main(
     only: list[str] = typer.Option(None, help="Report only these experiments (repeatable)."),
 ) -> None:
     """Write SUMMARY and CHART for every experiment of the track in params."""
-    config = load_params(params)
-    names = only or list(config.track(track).experiments)
-    chosen = {name: config.experiment_keys(name, track) for name in names}
-    curves = elbo_curves(chosen, experiments)
-    draw_curves(curves, chart, track)
-    page = render_summary(chosen, config.published, experiments, summary, chart, track)
-    write_text(summary, page)
-    say(f"report: {len(chosen)} experiments -> {summary}, {chart}")
+    write_report(
+        params=params,
+        experiments=experiments,
+        summary=summary,
+        chart=chart,
+        track=track,
+        only=only,
+    )
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ def test_iwae_standard_error_is_that_of_the_per_image_bounds(trained_cvae):
     with torch.inference_mode():
         per_image = torch.cat(
             [
-                iwae_bound(model, images[i : i + 100], 7, generator)
+                iwae_bound(model, images[i : i + 100], 7, generator=generator)
                 for i in range(0, len(images), 100)
             ]
         )

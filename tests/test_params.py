@@ -19,7 +19,7 @@ from vaelab.objectives.registry import OBJECTIVES
 def parse_params(raw):
     """Every section and every experiment, as the training stages check them."""
     params = parse_sections(raw)
-    experiments_of(params)
+    experiments_of(params, track="references")
     return params
 
 
@@ -41,11 +41,11 @@ def with_change(path: str, value=None, delete: bool = False) -> dict:
 
 def test_shipped_params_are_valid():
     params = load_params(ROOT / "params.yaml")
-    experiments = experiments_of(params)
+    experiments = experiments_of(params, track="references")
     cvae = experiments["cvae"]
     assert (cvae.model_knobs.latent_dim, cvae.epochs, cvae.batch_size, cvae.lr) == (2, 10, 32, 1e-4)
     assert params.prepared(cvae.data).binarize == "threshold"
-    literature = experiments_of(params, "literature")
+    literature = experiments_of(params, track="literature")
     assert set(params.published) <= set(experiments) | set(literature)
 
 
@@ -285,7 +285,7 @@ def test_literature_track_is_checked_like_the_references():
         ParamsError,
         match=r"^literature.experiments.vae_static.hidden_dims: unknown key; did you mean 'hidden_dim'\?",
     ):
-        experiments_of(parse_sections(raw), "literature")
+        experiments_of(parse_sections(raw), track="literature")
     taken = with_change("literature.experiments.cvae", DEFAULTS["experiments"]["cvae"])
     with pytest.raises(ParamsError, match=r"^literature.experiments.cvae: the name is taken"):
         parse_sections(taken)
@@ -294,4 +294,4 @@ def test_literature_track_is_checked_like_the_references():
         ParamsError,
         match=r"^literature.experiments.vae_static: pseudo_inputs is a knob of prior: vamp only$",
     ):
-        experiments_of(parse_sections(vamp), "literature")
+        experiments_of(parse_sections(vamp), track="literature")

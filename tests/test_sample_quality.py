@@ -168,7 +168,17 @@ def test_the_classifier_trains_in_bf16_only_where_amp_says_and_keeps_fp32_weight
     labels = torch.randint(0, 10, (96,), generator=generator)
 
     def trained(amp):
-        model = train_classifier(images, labels, 10, 1, 32, 1e-3, 0, torch.device("cpu"), amp)
+        model = train_classifier(
+            images,
+            labels,
+            classes=10,
+            epochs=1,
+            batch_size=32,
+            lr=1e-3,
+            seed=0,
+            device=torch.device("cpu"),
+            amp=amp,
+        )
         return model.state_dict()
 
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": False})

@@ -143,20 +143,18 @@ def _check_data(where: str, spec: ExperimentSpec, prepared: dict[str, PreparedSp
         )
 
 
-def experiments_of(params: Params, track: str = "references") -> dict[str, ExperimentSpec]:
+def experiments_of(params: Params, *, track: str) -> dict[str, ExperimentSpec]:
     """Every experiment of a track validated, so a bad key anywhere fails before any work."""
     where = "experiments" if track == "references" else f"{track}.experiments"
     return {
-        name: parse_experiment(f"{where}.{name}", raw, params.prepared_sets(track))
+        name: parse_experiment(f"{where}.{name}", raw, params.prepared_sets(track=track))
         for name, raw in params.track(track).experiments.items()
     }
 
 
-def load_experiment(
-    path: Path | str, name: str, track: str = "references"
-) -> tuple[Params, ExperimentSpec]:
+def load_experiment(path: Path | str, name: str, track: str) -> tuple[Params, ExperimentSpec]:
     """The params file and experiment NAME of `track` from it, the track's experiments
     checked."""
     params = load_params(path)
-    params.experiment_keys(name, track)
-    return params, experiments_of(params, track)[name]
+    params.experiment_keys(name, track=track)
+    return params, experiments_of(params, track=track)[name]

@@ -145,14 +145,14 @@ class Params(Knobs):
         allowed = TRACKS if self.literature is not None else TRACKS[:1]
         raise ParamsError(f"track {track!r} is invalid: allowed values are {', '.join(allowed)}")
 
-    def experiment_keys(self, name: str, track: str = "references") -> dict[str, Any]:
+    def experiment_keys(self, name: str, *, track: str) -> dict[str, Any]:
         experiments = self.track(track).experiments
         where = "experiments" if track == "references" else f"{track}.experiments"
         if name not in experiments:
             raise ParamsError(unknown_name(where, name, experiments))
         return experiments[name]
 
-    def prepared_sets(self, track: str = "references") -> dict[str, PreparedSpec]:
+    def prepared_sets(self, *, track: str) -> dict[str, PreparedSpec]:
         """The prepared sets a track's experiments may train on: data.prepared and its own."""
         return {**self.data.prepared, **self.track(track).prepared}
 

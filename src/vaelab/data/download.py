@@ -12,11 +12,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from vaelab.core.errors import DataError
+from vaelab.config.params import load_params
+from vaelab.core.errors import DataError, ParamsError
 from vaelab.core.files import atomic_dir
 from vaelab.core.progress import bar, say
 from vaelab.data.raw.idx import verify
-from vaelab.data.raw.manifest import DatasetManifest, RawFile
+from vaelab.data.raw.manifest import DatasetManifest, RawFile, load_manifest
 
 MIRROR_ENV = "VAELAB_MIRROR"
 _CHUNK = 1 << 16
@@ -89,3 +90,18 @@ def download_dataset(manifest: DatasetManifest, mirrors: list[str], dest: Path) 
         for spec in manifest.files.values():
             (staging / spec.name).write_bytes(fetch_verified(spec, mirrors))
     say(f"download {manifest.name}: done -> {dest}")
+
+
+def download_from_params(dataset: str, *, params: Path, manifest: Path, out: Path) -> None:
+    """download@DATASET: the dataset's files from its mirrors in `params` (or VAELAB_MIRROR),
+    checked against `manifest`, into the folder `out`."""
+    config = load_params(params)
+    if dataset not in config.data.mirrors:
+        raise ParamsError(
+            f"dataset {dataset!r} is not in data.mirrors; allowed: {', '.join(config.data.mirrors)}"
+        )
+    download_dataset(
+        load_manifest(dataset, manifest),
+        mirrors_for(dataset, config.data.mirrors[dataset]),
+        out,
+    )

@@ -15,12 +15,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from vaelab.config.params import PreparedSpec
+from vaelab.config.params import PreparedSpec, load_params
 from vaelab.core.errors import DataError
 from vaelab.core.files import atomic_dir
 from vaelab.core.progress import say
 from vaelab.data.raw.idx import verify
-from vaelab.data.raw.manifest import DatasetManifest
+from vaelab.data.raw.manifest import DatasetManifest, load_manifest
 
 SPLITS = ("train", "test")
 
@@ -121,3 +121,12 @@ def prepare(raw_dir: Path, manifest: DatasetManifest, spec: PreparedSpec, dest: 
             )
         (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
+
+
+def prepare_from_params(name: str, *, params: Path, manifest: Path, raw: Path, out: Path) -> dict:
+    """prepare@NAME: the prepared set NAME of `params` (data.prepared or literature.prepared)
+    from the raw files in `raw`, checked against `manifest`, into the folder `out`; returns
+    its meta."""
+    spec = load_params(params).prepared(name)
+    say(f"prepare {name}: {spec.dataset}, binarize={spec.binarize}, {spec.size}x{spec.size}")
+    return prepare(raw, load_manifest(spec.dataset, manifest), spec, out)

@@ -3,20 +3,27 @@
 Its 128 penultimate activations are the feature space of the Fréchet distance in
 `vaelab.evaluation.sample_quality` ("FID-MNIST"): Inception features say little about
 28-pixel digits, a classifier trained on the same images says which digit and how it is
-drawn. One is
-trained for each prepared set, on the images the models themselves see (binarized or
-grey, 28 or 32 pixels), so samples are never fed to a classifier that never saw their kind.
+drawn. One is trained for each prepared set (classifier@NAME, `train_and_save_classifier`),
+on the images the models themselves see (binarized or grey, 28 or 32 pixels), so samples
+are never fed to a classifier that never saw their kind.
 """
 
 from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from vaelab.config.params import load_params
 from vaelab.core.errors import DataError
-from vaelab.core.files import atomic_path
-from vaelab.runtime.device import uses_bf16
+from vaelab.core.files import atomic_path, write_text
+from vaelab.core.progress import say
+from vaelab.data.splits import load_split, read_meta
+from vaelab.runtime.device import describe, resolve_device, training_precision, uses_bf16
 
 FEATURES = 128
 
@@ -48,6 +55,7 @@ class DigitCNN(nn.Module):
 def train_classifier(
     images: torch.Tensor,
     labels: torch.Tensor,
+    *,
     classes: int,
     epochs: int,
     batch_size: int,
@@ -82,6 +90,50 @@ def train_classifier(
             optimizer.step()
             schedule.step()
     return model.eval()
+
+
+def train_and_save_classifier(
+    name: str, *, params: Path, data: Path, out: Path, metrics: Path, limit: int | None = None
+) -> dict:
+    """classifier@NAME: the classifier of prepared set NAME trained on the train split of
+    `data` with params' `classifier` section -> `out` (classifier.pt), and its test accuracy
+    -> `metrics` (metrics.json); returns those metrics."""
+    config = load_params(params)
+    config.prepared(name)
+    knobs = config.classifier
+    device = resolve_device(config.device, config.threads)
+    meta = read_meta(data)
+    train, test = load_split(data, "train", limit), load_split(data, "test", limit)
+    precision = training_precision(knobs.amp, device)
+    say(
+        f"classifier {name}: {len(train)} images, {knobs.epochs} epochs on {describe(device)}, "
+        f"{precision}"
+    )
+    started = time.perf_counter()
+    model = train_classifier(
+        train.images,
+        train.labels,
+        classes=len(meta["classes"]),
+        epochs=knobs.epochs,
+        batch_size=knobs.batch_size,
+        lr=knobs.lr,
+        seed=knobs.seed,
+        device=device,
+        amp=knobs.amp,
+    )
+    seconds = time.perf_counter() - started
+    result = {
+        "data": name,
+        "dataset": meta["dataset"],
+        "test_images": len(test),
+        "test_accuracy": accuracy(model, test.images, test.labels),
+        "precision": precision,
+        "train_seconds": round(seconds, 1),
+    }
+    save_classifier(out, model, result)
+    write_text(metrics, json.dumps(result, indent=2) + "\n")
+    say(f"classifier {name}: test accuracy {result['test_accuracy']:.4f} -> {out}")
+    return result
 
 
 @torch.inference_mode()

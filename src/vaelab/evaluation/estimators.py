@@ -1,11 +1,18 @@
-"""Batched, seeded, inference-mode passes over a whole split."""
+"""Batched, seeded, inference-mode passes over a whole split, and evaluate@EXP: every
+estimator on an experiment's test split."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 
+from vaelab.core.files import write_text
+from vaelab.core.progress import bar, say
 from vaelab.models.base import LatentModel
 from vaelab.models.inference import posterior_means
+from vaelab.models.saved import SavedModel
 from vaelab.objectives.losses import (
     analytic_elbo,
     bernoulli_log_likelihood,
@@ -13,6 +20,8 @@ from vaelab.objectives.losses import (
     mc_elbo,
     mean_terms,
 )
+from vaelab.runtime.device import describe
+from vaelab.runtime.trained import load_trained
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 
@@ -35,7 +44,7 @@ def reconstruction_errors(
 
 @torch.inference_mode()
 def iwae(
-    model: LatentModel, images: torch.Tensor, k: int, batch_size: int, seed: int, progress=None
+    model: LatentModel, images: torch.Tensor, k: int, *, batch_size: int, seed: int, progress=None
 ) -> tuple[float, float]:
     """The k-sample importance-weighted bound (nats per image): its mean over the images,
     and the standard error of that mean across images.
@@ -50,7 +59,7 @@ def iwae(
     with model.frozen_prior():
         for start in range(0, len(images), per_batch):
             x = images[start : start + per_batch]
-            bounds = iwae_bound(model, x, k, generator).double()
+            bounds = iwae_bound(model, x, k, generator=generator).double()
             total = total + bounds.sum()
             squares = squares + (bounds**2).sum()
             if progress is not None:
@@ -64,6 +73,7 @@ def iwae(
 def evaluate(
     model: LatentModel,
     images: torch.Tensor,
+    *,
     iwae_samples: int,
     batch_size: int,
     seed: int,
@@ -86,19 +96,65 @@ def evaluate(
     # Under a prior with no closed-form KL (the VampPrior) the "analytic" ELBO estimates
     # its KL by Monte Carlo at the same sample; the metrics say which.
     metrics["kl_estimator"] = "closed_form" if model.standard_prior else "monte_carlo_1sample"
-    mc = mean_terms(model, images, mc_elbo, batch_size, seed)
-    analytic = mean_terms(model, images, analytic_elbo, batch_size, seed)
+    mc = mean_terms(model, images, mc_elbo, batch_size=batch_size, seed=seed)
+    analytic = mean_terms(model, images, analytic_elbo, batch_size=batch_size, seed=seed)
     metrics["elbo"] = {
         "mc_1sample_nats": mc["elbo"],
         "analytic_kl_nats": analytic["elbo"],
         "reconstruction_loglik_nats": analytic["reconstruction"],
         "kl_nats": analytic["kl"],
     }
-    bound, stderr = iwae(model, images, iwae_samples, batch_size, seed, progress)
+    bound, stderr = iwae(
+        model, images, iwae_samples, batch_size=batch_size, seed=seed, progress=progress
+    )
     metrics["iwae"] = {
         "k": iwae_samples,
         f"bound_k{iwae_samples}_nats": bound,
         "nll_nats": -bound,  # the literature's test NLL: minus the bound, an upper bound
         "stderr_nats": stderr,
     }
+    return metrics
+
+
+def training_protocol(saved: SavedModel) -> dict:
+    """How the evaluated model was trained: its data's binarization, the epochs run and the
+    one kept, and how that one was chosen."""
+    trained = saved.experiment
+    return {
+        "binarization": trained.get("binarize", "unknown"),
+        "epochs_run": trained.get("epochs_run", len(saved.history)),
+        "kept_epoch": trained.get("kept_epoch", len(saved.history)),
+        "model_selection": "best validation ELBO" if trained.get("validation") else "last epoch",
+    }
+
+
+def evaluate_experiment(
+    name: str,
+    *,
+    params: Path,
+    model: Path,
+    data: Path,
+    out: Path,
+    track: str,
+    limit: int | None = None,
+) -> dict:
+    """evaluate@EXP: every estimator on the test split of `data` for experiment NAME of
+    `track`, with the settings of the track's `evaluate` section, and the model's training
+    protocol; written to `out` (metrics.json) and returned."""
+    run = load_trained(name, params=params, model=model, data=data, track=track, limit=limit)
+    settings = run.params.track(track).evaluate
+    k = settings.iwae_samples
+    say(f"evaluate {name}: {len(run.test)} test images, IWAE k={k}, on {describe(run.device)}")
+    with bar(total=len(run.test), desc=f"{name} IWAE k={k}", unit="img") as progress:
+        metrics = evaluate(
+            run.model,
+            run.test.images.to(run.device),
+            iwae_samples=k,
+            batch_size=settings.batch_size,
+            seed=settings.seed,
+            progress=progress,
+        )
+    metrics["protocol"] = training_protocol(run.saved)
+    write_text(out, json.dumps(metrics, indent=2) + "\n")
+    say(f"evaluate {name}: " + json.dumps(metrics))
     return metrics

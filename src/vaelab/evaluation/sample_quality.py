@@ -4,22 +4,38 @@
 The distance is torchmetrics' FrechetInceptionDistance with the classifier's penultimate
 features in place of Inception's: features are computed once per set (the test set is
 compared with every sampler) and handed to it through a pass-through extractor.
+samples@EXP (`score_experiment`) scores every sampler of one experiment.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from vaelab.evaluation.classifier import DigitCNN, predict
+from vaelab.core.errors import DataError
+from vaelab.core.files import atomic_dir, write_text
+from vaelab.core.progress import say
+from vaelab.data.splits import load_split, read_meta
+from vaelab.evaluation.classifier import DigitCNN, load_classifier, predict
 from vaelab.evaluation.samplers import SAMPLERS, fit_sampler, samplers_for
 from vaelab.models.base import LatentModel
 from vaelab.models.inference import decode_probs, posterior_means
 from vaelab.pictures.grids import to_uint8
+from vaelab.pictures.plots import save_png
+from vaelab.runtime.trained import load_trained
+
+# how samples@EXP turns decoded means into pixels, by the prepared set's binarization
+PIXELS = {
+    "threshold": "decoded means thresholded at 0.5, as the data was",
+    "stochastic": "one Bernoulli draw of the decoded means, as the data was",
+    "none": "decoded means",
+}
 
 
 class _Precomputed(nn.Module):
@@ -95,6 +111,7 @@ def score_samplers(
     model: LatentModel,
     net: DigitCNN,
     test: torch.Tensor,
+    *,
     train_codes: np.ndarray,
     count: int,
     components: int,
@@ -126,3 +143,56 @@ def training_codes(model: LatentModel, images: torch.Tensor) -> np.ndarray:
     device = next(model.parameters()).device
     means, _ = posterior_means(model, images.to(device))
     return means.cpu().numpy()
+
+
+def score_experiment(
+    name: str,
+    *,
+    params: Path,
+    model: Path,
+    data: Path,
+    classifier: Path,
+    out: Path,
+    limit: int | None = None,
+) -> dict:
+    """samples@EXP: every sampler of experiment NAME (of the references, the one track the
+    samples stages run for) scored by the classifier of its data against the test split of
+    `data`, beside the floors real data reaches -> OUT/sample_quality.json, and 64 samples of
+    each -> OUT/sampler_grids/SAMPLER.png; returns the scores."""
+    run = load_trained(name, params=params, model=model, data=data, track="references", limit=limit)
+    knobs = run.params.samples
+    net, info = load_classifier(classifier, run.device)
+    if info["data"] != run.saved.experiment["data"]:
+        raise DataError(
+            f"{classifier} was trained on {info['data']!r}, experiment {name} on "
+            f"{run.saved.experiment['data']!r}; pass the classifier of its own data"
+        )
+    binarize = read_meta(data)["binarize"]
+    test = run.test.images[: knobs.count]
+    train = load_split(data, "train", limit)
+    # the floors' training images are drawn at random, not the file's first run of digits
+    pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(knobs.seed))
+    result = {
+        "samples": knobs.count,
+        "reference": f"the first {len(test)} test images",
+        "pixels": PIXELS[binarize],
+        "classifier": {"data": info["data"], "test_accuracy": info["test_accuracy"]},
+        "floor": floors(net, test, train.images[pick[: len(test)]], knobs.seed),
+    }
+    scores, grids = score_samplers(
+        run.model,
+        net,
+        test,
+        train_codes=training_codes(run.model, train.images),
+        count=knobs.count,
+        components=knobs.mixture_components,
+        seed=knobs.seed,
+        binarize=binarize,
+    )
+    result.update(scores)
+    with atomic_dir(out / "sampler_grids") as folder:
+        for sampler, grid in grids.items():
+            save_png(grid, folder / f"{sampler}.png")
+    write_text(out / "sample_quality.json", json.dumps(result, indent=2) + "\n")
+    say(f"samples {name}: " + json.dumps({k: result[k] for k in ("floor", *scores)}))
+    return result

@@ -105,7 +105,7 @@ class IwaeKnobs(Knobs):
 
 
 def importance_samples(
-    model: LatentModel, x: torch.Tensor, q: Posterior, n: int, generator: torch.Generator | None
+    model: LatentModel, x: torch.Tensor, q: Posterior, *, n: int, generator: torch.Generator | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """n draws z_i ~ q(z|x) per image: log p(x|z_i), log p(z_i), log q(z_i|x), each [n, B]."""
     mean = q.mean.unsqueeze(0).expand(n, *q.mean.shape)
@@ -122,7 +122,8 @@ def iwae(
     model: LatentModel, x: torch.Tensor, generator: torch.Generator | None = None, *, k: int
 ) -> Terms:
     """The IWAE objective: the k-sample importance-weighted bound, maximised directly."""
-    logpx_z, logpz, logqz_x = importance_samples(model, x, model.encode(x), k, generator)
+    q = model.encode(x)
+    logpx_z, logpz, logqz_x = importance_samples(model, x, q, n=k, generator=generator)
     log_ratio = logpz - logqz_x
     bound = torch.logsumexp(logpx_z + log_ratio, dim=0) - math.log(k)
     return Terms(
@@ -169,6 +170,7 @@ def iwae_bound(
     model: LatentModel,
     x: torch.Tensor,
     k: int,
+    *,
     generator: torch.Generator | None = None,
     chunk: int = 100,
 ) -> torch.Tensor:
@@ -180,7 +182,9 @@ def iwae_bound(
     q = model.encode(x)
     log_weights = []
     for start in range(0, k, chunk):
-        logpx_z, logpz, logqz_x = importance_samples(model, x, q, min(chunk, k - start), generator)
+        logpx_z, logpz, logqz_x = importance_samples(
+            model, x, q, n=min(chunk, k - start), generator=generator
+        )
         log_weights.append(logpx_z + logpz - logqz_x)
     return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(k)
 
@@ -190,6 +194,7 @@ def mean_terms(
     model: LatentModel,
     images: torch.Tensor,
     objective: Callable[..., Terms],
+    *,
     batch_size: int = 1000,
     seed: int = 0,
 ) -> dict[str, float]:

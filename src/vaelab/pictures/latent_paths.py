@@ -32,7 +32,7 @@ def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int, spherical: bool)
 
 @torch.inference_mode()
 def interpolation_paths(
-    model: LatentModel, first: torch.Tensor, second: torch.Tensor, steps: int, spherical: bool
+    model: LatentModel, first: torch.Tensor, second: torch.Tensor, *, steps: int, spherical: bool
 ) -> torch.Tensor:
     """Codes [pairs, steps, D] from each image of `first` to the same row of `second`,
     between their posterior means (an autoencoder's codes)."""
@@ -43,10 +43,10 @@ def interpolation_paths(
 
 
 def interpolation_grid(
-    model: LatentModel, first: torch.Tensor, second: torch.Tensor, steps: int, spherical: bool
+    model: LatentModel, first: torch.Tensor, second: torch.Tensor, *, steps: int, spherical: bool
 ) -> np.ndarray:
     """One row per pair: the first image, the decoded path, the second image."""
-    paths = interpolation_paths(model, first, second, steps, spherical)
+    paths = interpolation_paths(model, first, second, steps=steps, spherical=spherical)
     pairs = len(paths)
     decoded = decode_probs(model, paths.reshape(pairs * steps, -1)).reshape(
         pairs, steps, *first.shape[1:]

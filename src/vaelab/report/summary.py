@@ -4,6 +4,7 @@ so that the page reads well on GitHub.
 
 Nothing here names an experiment: the rows come from params.yaml's `experiments`, the
 published figures from its `published` table, the numbers from each experiment's folder.
+The report stage is `write_report`: a track's page and chart, the literature's included.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from vaelab.config.params import PublishedFigure
+from vaelab.config.params import PublishedFigure, load_params
 from vaelab.core.errors import DataError
-from vaelab.core.files import atomic_path
+from vaelab.core.files import atomic_path, write_text
+from vaelab.core.progress import say
 
 PICTURES = (
     ("latent_scatter.png", "latent scatter"),
@@ -162,7 +164,7 @@ def elbo_curves(experiments: dict[str, dict], folder: Path) -> pd.DataFrame:
     return table
 
 
-def draw_curves(curves: pd.DataFrame, path: Path, track: str = "references") -> None:
+def draw_curves(curves: pd.DataFrame, path: Path, *, track: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -238,10 +240,11 @@ def render_literature(
 def render_summary(
     experiments: dict[str, dict],
     references: dict[str, PublishedFigure],
+    *,
     folder: Path,
     summary: Path,
     chart_path: Path,
-    track: str = "references",
+    track: str,
 ) -> str:
     """A track's Markdown page; pictures are linked relative to the page."""
     link = Path(os.path.relpath(folder, summary.parent))
@@ -280,3 +283,31 @@ def render_summary(
         ]
         lines.append("")
     return "\n".join(lines)
+
+
+def write_report(
+    *,
+    params: Path,
+    experiments: Path,
+    summary: Path,
+    chart: Path,
+    track: str,
+    only: list[str] | None = None,
+) -> None:
+    """report: the page `summary` and the per-epoch ELBO chart `chart` of every experiment
+    of `track` in params (or of `only` these), from the folder `experiments` that holds one
+    folder per experiment."""
+    config = load_params(params)
+    names = only or list(config.track(track).experiments)
+    chosen = {name: config.experiment_keys(name, track=track) for name in names}
+    draw_curves(elbo_curves(chosen, experiments), chart, track=track)
+    page = render_summary(
+        chosen,
+        config.published,
+        folder=experiments,
+        summary=summary,
+        chart_path=chart,
+        track=track,
+    )
+    write_text(summary, page)
+    say(f"report: {len(chosen)} experiments -> {summary}, {chart}")

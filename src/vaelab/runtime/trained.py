@@ -27,15 +27,11 @@ class Trained:
 
 
 def load_trained(
-    name: str,
-    params: Path,
-    model: Path,
-    data: Path,
-    limit: int | None = None,
-    track: str = "references",
+    name: str, *, params: Path, model: Path, data: Path, track: str, limit: int | None = None
 ) -> Trained:
-    """Validate params, pick the device, load the model and the test split of `data`."""
-    config, _ = load_experiment(params, name, track)
+    """Validate params (experiment NAME of `track`), pick the device, load the model and
+    the test split of `data`."""
+    config, _ = load_experiment(params, name, track=track)
     device = resolve_device(config.device, config.threads)
     saved = load_model(model, device)
     return Trained(config, device, saved, load_split(data, "test", limit))

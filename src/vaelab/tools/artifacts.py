@@ -35,7 +35,7 @@ def expected_artifacts(params_file: Path, current: dict[str, dict]) -> dict[str,
     """The artifacts section for params.yaml's experiments, keeping `current`'s hand edits."""
     params = load_params(params_file)
     artifacts = {}
-    for name, spec in experiments_of(params).items():
+    for name, spec in experiments_of(params, track="references").items():
         dataset = params.prepared(spec.data).dataset
         old = current.get(name) or {}
         artifacts[name] = {

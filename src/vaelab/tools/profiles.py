@@ -71,9 +71,9 @@ def apply_profile(params: dict, name: str) -> dict:
     classifier["epochs"] = min(classifier["epochs"], profile["classifier_epochs"])
     params["samples"]["count"] = profile["sample_count"]
     parsed = parse_params(params)
-    experiments_of(parsed)
+    experiments_of(parsed, track="references")
     if parsed.literature is not None:
-        experiments_of(parsed, "literature")
+        experiments_of(parsed, track="literature")
     return params
 
 

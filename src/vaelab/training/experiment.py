@@ -56,7 +56,7 @@ def train_experiment(
     out/checkpoint.pt. With `processes: N` in the experiment, or under `torchrun
     --nproc-per-node N`, the training is data-parallel over N ranks."""
     ranks = distributed.from_env()
-    config, spec = load_experiment(params, name, track)
+    config, spec = load_experiment(params, name, track=track)
     where = f"experiments.{name}"
     distributed.check_processes(where, spec.processes, ranks)
     if spec.processes > 1 and not ranks.under_torchrun:
