@@ -11,10 +11,10 @@ from jsonschema import Draft7Validator
 from typer.testing import CliRunner
 
 from vaelab.config.experiments import TrainingSpec, parse_experiment
-from vaelab.config.schema import SCHEMA_FILE, params_schema, render_schema
 from vaelab.core.errors import ParamsError
 from vaelab.models.registry import MODELS
 from vaelab.objectives.registry import OBJECTIVES
+from vaelab.tools.params_schema import SCHEMA_FILE, params_schema, render_schema
 from vaelab.tools.profiles import PROFILES, apply_profile
 from vaelab.tools.schema import app
 

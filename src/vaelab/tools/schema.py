@@ -1,7 +1,7 @@
 """params.schema.json, the JSON Schema that editors check params.yaml against (its first
 line names it), regenerated from the code: `python -m vaelab.tools.schema` writes it,
 `--check` fails when the committed file differs. Rerun it after changing a section, a
-model's Config, an objective's Knobs or a registry (vaelab.config.schema)."""
+model's Config, an objective's Knobs or a registry (vaelab.tools.params_schema)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import typer
 
-from vaelab.config.schema import SCHEMA_FILE, render_schema
 from vaelab.core.cli import stage_app, user_errors
 from vaelab.core.errors import VaelabError
 from vaelab.core.files import write_text
+from vaelab.tools.params_schema import SCHEMA_FILE, render_schema
 
 app = stage_app(__doc__)
 
