@@ -95,6 +95,22 @@ def git_commit(cwd: Path, message: str) -> None:
     subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", message], cwd=cwd, check=True)
 
 
+def with_change(path: str, value=None, delete: bool = False) -> dict:
+    """The shipped params.yaml with the dotted key `path` set to `value` (or deleted)."""
+    import yaml
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    *parents, last = path.split(".")
+    node = raw
+    for key in parents:
+        node = node[key]
+    if delete:
+        del node[last]
+    else:
+        node[last] = value
+    return raw
+
+
 def experiment(**overrides):
     """An ExperimentSpec for tests: the cvae reference config unless overridden."""
     from vaelab.config.experiments import parse_experiment

@@ -1,12 +1,11 @@
 """Every bad value in params.yaml gets one line naming the key, the value and what is allowed."""
 
-import copy
 import subprocess
 import sys
 
 import pytest
 import yaml
-from conftest import ROOT, run_env
+from conftest import ROOT, run_env, with_change
 
 from vaelab.config.experiments import experiments_of
 from vaelab.config.params import load_params
@@ -24,19 +23,6 @@ def parse_params(raw):
 
 
 DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())
-
-
-def with_change(path: str, value=None, delete: bool = False) -> dict:
-    raw = copy.deepcopy(DEFAULTS)
-    *parents, last = path.split(".")
-    node = raw
-    for key in parents:
-        node = node[key]
-    if delete:
-        del node[last]
-    else:
-        node[last] = value
-    return raw
 
 
 def test_shipped_params_are_valid():

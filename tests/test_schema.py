@@ -6,7 +6,7 @@ import json
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, with_change
 from jsonschema import Draft7Validator
 from typer.testing import CliRunner
 
@@ -31,19 +31,6 @@ def messages(raw) -> list[str]:
         found.append(f"{'.'.join(map(str, error.absolute_path))}: {error.message}")
         pending += error.context
     return found
-
-
-def with_change(path: str, value=None, delete: bool = False) -> dict:
-    raw = copy.deepcopy(DEFAULTS)
-    *parents, last = path.split(".")
-    node = raw
-    for key in parents:
-        node = node[key]
-    if delete:
-        del node[last]
-    else:
-        node[last] = value
-    return raw
 
 
 def test_the_committed_schema_is_the_generated_one():
