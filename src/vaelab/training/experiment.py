@@ -105,32 +105,33 @@ def fit(
         )
     # a rank that dies makes the others' next collective fail: one line, not a traceback
     with distributed.peers_watched(ranks, where), distributed.process_group(ranks, device):
-        writes = ranks.main  # rank 0 alone reads the checkpoint and writes files
-        if writes and out is not None:
+        if not ranks.main:  # rank 0 alone reads the checkpoint and writes files
+            out = live = checkpoint = None
+        if out is not None:
             out = ensure_writable_dir(out)
-        if writes and live is not None:
+        if live is not None:
             live = ensure_writable_dir(live)
-        if writes and out is not None:
+        if out is not None:
             remove_stale_temporaries(out)
         precision = training_precision(spec.amp, device)
         processes = f", {ranks.world} processes" if ranks.distributed else ""
-        if writes:
+        if ranks.main:
             say(
                 f"train {name}: {spec.model} on {spec.data} ({meta['dataset']}), "
                 f"latent {spec.model_knobs.latent_dim}, {spec.epochs} epochs of batch "
                 f"{spec.batch_size}, {spec.optimizer} lr {spec.lr}, {precision}, "
                 f"on {describe(device)}{processes}"
             )
-        saver = None
-        if writes and checkpoint is not None:
-            saver = Checkpoint(checkpoint, fingerprint(spec, meta, limit))
+        saver = (
+            None if checkpoint is None else Checkpoint(checkpoint, fingerprint(spec, meta, limit))
+        )
         # the other ranks may sit on nodes that cannot see the file: rank 0 sends it
         resumed = distributed.broadcast(saver.load() if saver else None, ranks)
         # how many ranks trained it, also when torchrun was started by hand
         flat = {**spec.flat(), "processes": ranks.world}
-        with _dvclive(live if writes else None, name, device, flat) as logger:
+        with _dvclive(live, name, device, flat) as logger:
             log = None
-            if writes:
+            if ranks.main:
                 log = EpochLog(
                     name, spec.epochs, eval_x, checkpoint=saver, live=logger, resumed=resumed
                 )
@@ -144,7 +145,7 @@ def fit(
                 dynamic=train_split.dynamic,
                 ranks=ranks,
             )
-            if writes and out is not None:
+            if out is not None:
                 experiment = {
                     "name": name,
                     **flat,
@@ -156,7 +157,7 @@ def fit(
                     "kept_epoch": state.best_epoch if spec.validation else state.epoch,
                 }
                 save_model(out / "model.pt", state.model, experiment, state.history, state.seconds)
-        if writes and out is not None:
+        if out is not None:
             if saver is not None:
                 saver.remove()
             say(f"train {name}: done in {state.seconds:.1f} s of training -> {out / 'model.pt'}")
