@@ -56,7 +56,8 @@ from vaelab.data.splits import load_split
 from vaelab.models.registry import build_model
 from vaelab.objectives.losses import mc_elbo, mean_terms
 from vaelab.runtime.device import describe, keep_freed_memory, resolve_device
-from vaelab.training.loop import make_optimizer, train
+from vaelab.training.loop import train
+from vaelab.training.optimizers import make_optimizer
 
 PREPARED = Path("data/prepared/mnist_binary")
 TF_TUTORIAL = Path(__file__).with_name("tf_tutorial.py")

@@ -19,6 +19,7 @@ def parse_params(raw):
     """Every section and every experiment, as the training stages check them."""
     params = parse_sections(raw)
     experiments_of(params, track="references")
+    experiments_of(params, track="literature")
     return params
 
 
@@ -124,6 +125,24 @@ def test_shipped_params_are_valid():
             "allowed values are bce",
         ),
         ("device", "tpu", "device = 'tpu' is invalid: allowed values are auto, cpu, cuda, mps"),
+        (
+            "experiments.cvae.rmsprop_alpha",
+            0.99,
+            "experiments.cvae: rmsprop_alpha is a knob of optimizer 'rmsprop', not 'adam'; "
+            "remove it or set optimizer: rmsprop",
+        ),
+        (
+            "literature.experiments.vae_static.lr_milestones",
+            [350, 200],
+            "literature.experiments.vae_static: lr_milestones = [350, 200] is invalid: must be "
+            "increasing epochs >= 1",
+        ),
+        (
+            "experiments.cvae.lr_gamma",
+            0.5,
+            "experiments.cvae: lr_milestones and lr_gamma go together: set both for a "
+            "MultiStepLR schedule, or neither for a constant rate",
+        ),
     ],
 )
 def test_bad_values(path, value, message):
@@ -171,6 +190,13 @@ def test_misspelt_key_suggests_the_right_one():
             "experiments.ae_conv.logvar_clamp: not used by model 'ae_conv' (takes latent_dim) nor "
             "objective 'bce' (takes nothing); it is a key of model 'cvae', 'vae_mlp', 'vae_conv', "
             "'iwae_mlp', 'vamp_mlp'",
+        ),
+        (  # a recipe knob: the KL warm-up belongs to the analytic ELBO, not the MC one
+            "experiments.cvae.warmup_epochs",
+            100,
+            "experiments.cvae.warmup_epochs: not used by model 'cvae' (takes latent_dim, "
+            "logvar_clamp, prior, pseudo_inputs) nor objective 'mc_elbo' (takes nothing); it is "
+            "a key of objective 'analytic_elbo'",
         ),
     ],
 )

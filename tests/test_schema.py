@@ -143,7 +143,7 @@ def test_each_pair_takes_exactly_the_keys_parse_experiment_takes():
         (
             "experiments.cvae.optimizer",
             "sgd",
-            "experiments.cvae.optimizer: 'sgd' is not one of ['adam', 'rmsprop']",
+            "experiments.cvae.optimizer: 'sgd' is not one of ['adam', 'adam_normgrad', 'rmsprop']",
         ),
         ("experiments.cvae.epochs", 0, "experiments.cvae.epochs: 0 is less than the minimum of 1"),
         ("device", "gpu", "device: 'gpu' is not one of ['auto', 'cpu', 'cuda', 'mps']"),

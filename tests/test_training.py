@@ -75,9 +75,11 @@ class Interrupt:
 def test_resume_after_interruption_matches_an_uninterrupted_run(
     prepared_data, tmp_path, monkeypatch
 ):
-    spec = experiment(epochs=3, batch_size=64)
+    # with a learning-rate schedule, whose state the checkpoint must carry for equal weights
+    spec = experiment(epochs=3, batch_size=64, lr_milestones=[1, 2], lr_gamma=0.5)
     data = prepared_data / "binary28"
     reference = fit(spec, data, tmp_path / "ref.pt")
+    assert [r["lr"] for r in reference.history] == [1e-3, 5e-4, 2.5e-4]
 
     steps_per_epoch = 512 // 64
     real = training.objective_for
@@ -295,3 +297,19 @@ def test_a_training_step_never_reads_a_value_to_the_host(model, objective, size,
         terms = training.train_step(state, step, x, autocast=contextlib.nullcontext(), share=share)
         totals.add(terms, len(x))
     assert not _same_weights(before, _state(state))
+
+
+def test_adam_normgrad_steps_as_adam_on_unit_norm_gradients():
+    from vaelab.training.optimizers import AdamNormGrad
+
+    torch.manual_seed(0)
+    start, grads = torch.randn(5, 3), [torch.randn(5, 3) * 40 for _ in range(3)]
+    normed, plain = start.clone().requires_grad_(), start.clone().requires_grad_()
+    ours = AdamNormGrad([normed], lr=0.1, eps=1e-8)
+    theirs = torch.optim.Adam([plain], lr=0.1, eps=1e-8)
+    for g in grads:
+        normed.grad, plain.grad = g.clone(), g / (g.norm() + 1e-7)
+        ours.step()
+        theirs.step()
+    torch.testing.assert_close(normed, plain)
+    assert not torch.allclose(normed, start)

@@ -29,8 +29,15 @@ class TrainingSpec(Knobs):
     objective: str
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
-    optimizer: Literal["adam", "rmsprop"]
+    optimizer: Literal["adam", "adam_normgrad", "rmsprop"]  # vaelab.training.optimizers
     lr: float = Field(gt=0)
+    # The optimiser's settings default to Keras's, which the reference tutorials trained
+    # with; PyTorch's own (1e-8, 0.99), which the literature's scripts use, are one key away.
+    optimizer_eps: float = Field(default=1e-7, gt=0)
+    rmsprop_alpha: float | None = Field(default=None, gt=0, lt=1)  # RMSprop only; default 0.9
+    # MultiStepLR: after each epoch listed, the learning rate is multiplied by lr_gamma
+    lr_milestones: list[int] = Field(default_factory=list)
+    lr_gamma: float | None = Field(default=None, gt=0, le=1)
     seed: int = 0
     amp: Amp = "auto"
     # Hold out the last N training images: per-epoch curves use them instead of the test
@@ -44,11 +51,26 @@ class TrainingSpec(Knobs):
     processes: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
-    def _patience_needs_validation(self):
+    def _keys_agree(self):
         if self.patience is not None and not self.validation:
             raise ValueError("patience needs a validation split: set validation (e.g. 10000)")
         if self.processes > 1 and self.validation:
             raise ValueError("processes > 1 does not yet support a validation split; use 1")
+        if self.rmsprop_alpha is not None and self.optimizer != "rmsprop":
+            raise ValueError(
+                f"rmsprop_alpha is a knob of optimizer 'rmsprop', not {self.optimizer!r}; "
+                "remove it or set optimizer: rmsprop"
+            )
+        if (self.lr_gamma is None) != (not self.lr_milestones):
+            raise ValueError(
+                "lr_milestones and lr_gamma go together: set both for a MultiStepLR schedule, "
+                "or neither for a constant rate"
+            )
+        milestones = self.lr_milestones
+        if any(m < 1 for m in milestones) or milestones != sorted(set(milestones)):
+            raise ValueError(
+                f"lr_milestones = {milestones} is invalid: must be increasing epochs >= 1"
+            )
         return self
 
 

@@ -31,6 +31,7 @@ from vaelab.objectives.losses import Terms, mc_elbo, mean_terms
 from vaelab.objectives.registry import ScheduledKnobs, objective_for
 from vaelab.runtime.device import uses_bf16
 from vaelab.training.distributed import SINGLE, Partition, Ranks, Share, WholeBatch
+from vaelab.training.optimizers import make_optimizer, make_schedule
 
 FINITE_CHECK_EVERY = 200
 
@@ -41,6 +42,7 @@ class TrainState:
 
     model: LatentModel
     optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler  # stepped after every epoch
     shuffle: torch.Generator  # orders the training images each epoch
     noise: torch.Generator  # draws the reparameterisation noise
     binarizer: torch.Generator  # draws each batch's pixels, for dynamically binarized data
@@ -57,6 +59,7 @@ class TrainState:
             "epoch": self.epoch,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
             "shuffle_rng": self.shuffle.get_state(),
             "noise_rng": self.noise.get_state(),
             "binarizer_rng": self.binarizer.get_state(),
@@ -69,6 +72,7 @@ class TrainState:
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
         self.shuffle.set_state(state["shuffle_rng"])
         self.noise.set_state(state["noise_rng"])  # generator states are CPU tensors anywhere
         self.binarizer.set_state(state["binarizer_rng"])
@@ -85,23 +89,14 @@ class TrainState:
 EpochEndHook = Callable[[TrainState, dict], None]
 
 
-def make_optimizer(spec: ExperimentSpec, model: LatentModel) -> torch.optim.Optimizer:
-    """Keras's defaults, which the references trained with: epsilon 1e-7, RMSprop rho 0.9."""
-    if spec.optimizer == "adam":
-        # One fused kernel for all parameters instead of a dozen small ops per tensor.
-        fused = next(model.parameters()).device.type in ("cpu", "cuda")
-        return torch.optim.Adam(
-            model.parameters(), lr=spec.lr, betas=(0.9, 0.999), eps=1e-7, fused=fused
-        )
-    return torch.optim.RMSprop(model.parameters(), lr=spec.lr, alpha=0.9, eps=1e-7)
-
-
 def initial_state(spec: ExperimentSpec, image_size: int, device: torch.device) -> TrainState:
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, image_size, spec.model_knobs).to(device)
+    optimizer = make_optimizer(spec, model)
     return TrainState(
         model=model,
-        optimizer=make_optimizer(spec, model),
+        optimizer=optimizer,
+        schedule=make_schedule(spec, optimizer),
         shuffle=torch.Generator().manual_seed(spec.seed),
         noise=torch.Generator(device=device).manual_seed(spec.seed + 1),
         binarizer=torch.Generator(device=device).manual_seed(spec.seed + 2),
@@ -276,6 +271,8 @@ def train(
             state, train_images, wrapped, spec=spec, name=name, partition=partition, dynamic=dynamic
         )
         seconds = time.perf_counter() - started
+        lr = state.optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
+        state.schedule.step()
         if not state.model.variational:
             del train_means["kl"]
         eval_means = evaluate(state.model, eval_images, scored, spec.objective)
@@ -286,6 +283,8 @@ def train(
             **{f"train/{key}": value for key, value in train_means.items()},
             **{f"{split}/{key}": value for key, value in eval_means.items()},
             "epoch_seconds": seconds,
+            # only a scheduled rate is worth a curve; a constant one would be a flat line
+            **({"lr": lr} if spec.lr_milestones else {}),
         }
         state.history.append(record)
         if spec.validation:  # single process only: experiments refuse it with processes > 1
