@@ -73,3 +73,43 @@ def write_mirror(
 def write_manifest(path: Path, entries: dict[str, dict]) -> Path:
     path.write_text(yaml.safe_dump(entries, sort_keys=False))
     return path
+
+
+AMAT_NAMES = {
+    "train_images": "binarized_mnist_train.amat",
+    "valid_images": "binarized_mnist_valid.amat",
+    "test_images": "binarized_mnist_test.amat",
+}
+
+
+def amat_bytes(images: np.ndarray) -> bytes:
+    """Larochelle's text format: one image a line, its 784 pixels as 0 or 1 with spaces."""
+    rows = images.reshape(len(images), -1)
+    return "".join(" ".join(map(str, row)) + "\n" for row in rows.tolist()).encode()
+
+
+def write_amat_mirror(
+    root: Path, n_train: int = 60, n_valid: int = 20, n_test: int = 20, seed: int = 0
+) -> dict:
+    """Write `root/binarized_mnist/*.amat` (a fixed Bernoulli draw of blobby digits) and
+    return its manifest entry, with their sha256s."""
+    folder = Path(root) / "binarized_mnist"
+    folder.mkdir(parents=True, exist_ok=True)
+    grey = make_arrays(n_train + n_valid, n_test, seed)
+    rng = np.random.default_rng(seed + 100)
+    pools = {
+        "train_images": grey["train_images"][:n_train],
+        "valid_images": grey["train_images"][n_train:],
+        "test_images": grey["test_images"],
+    }
+    files = {}
+    for role, array in pools.items():
+        binary = (rng.uniform(size=array.shape) < array / 255.0).astype(np.uint8)
+        raw = amat_bytes(binary)
+        (folder / AMAT_NAMES[role]).write_bytes(raw)
+        files[role] = {
+            "name": AMAT_NAMES[role],
+            "shape": list(array.shape),
+            "sha256": hashlib.sha256(raw).hexdigest(),
+        }
+    return {"format": "amat", "files": files}

@@ -118,3 +118,17 @@ def test_autoencoder_metrics_have_no_elbo(prepared_data):
     assert (
         0 < metrics["reconstruction"]["mse_per_pixel"] < metrics["reconstruction"]["bce_per_pixel"]
     )
+
+
+def test_the_bound_at_each_also_k_matches_its_own_evaluation(trained_cvae):
+    model, images = trained_cvae
+    metrics = evaluate(model, images[:40], iwae_samples=7, also_k=[3, 7], batch_size=20, seed=0)
+    at_k = metrics["iwae_at_k"]
+    assert set(at_k) == {"3", "7"}
+    assert at_k["7"] == {
+        "nll_nats": metrics["iwae"]["nll_nats"],
+        "stderr_nats": metrics["iwae"]["stderr_nats"],
+    }
+    three = evaluate(model, images[:40], iwae_samples=3, batch_size=20, seed=0)["iwae"]
+    assert at_k["3"] == {"nll_nats": three["nll_nats"], "stderr_nats": three["stderr_nats"]}
+    assert "iwae_at_k" not in evaluate(model, images[:40], iwae_samples=3, batch_size=20, seed=0)

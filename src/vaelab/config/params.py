@@ -9,7 +9,7 @@ file never reruns a download.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, model_validator
@@ -17,7 +17,8 @@ from pydantic import Field, model_validator
 from vaelab.core.errors import ParamsError
 from vaelab.core.knobs import Knobs, quote, unknown_name, validate
 
-Dataset = Literal["mnist", "fashion_mnist"]
+# binarized_mnist: Larochelle & Murray's fixed binarization of MNIST (the literature's)
+Dataset = Literal["mnist", "fashion_mnist", "binarized_mnist"]
 # bf16 autocast while training; auto: where the hardware computes bf16 natively
 # (vaelab.runtime.device.uses_bf16). docs/training-speed.md says why it is the default.
 Amp = Literal[False, True, "auto"]
@@ -44,17 +45,22 @@ class DataSpec(Knobs):
         return self
 
 
-def check_mirrors(where: str, prepared: dict[str, PreparedSpec], mirrors: dict) -> None:
+def check_mirrors(
+    where: str, prepared: dict[str, PreparedSpec], mirrors: dict, sections: str = "data.mirrors"
+) -> None:
     for name, spec in prepared.items():
         if spec.dataset not in mirrors:
             raise ParamsError(
-                f"{where}.{name}.dataset = {spec.dataset!r} has no entry in data.mirrors "
+                f"{where}.{name}.dataset = {spec.dataset!r} has no entry in {sections} "
                 f"(have: {', '.join(mirrors)})"
             )
 
 
 class EvaluateSpec(Knobs):
     iwae_samples: int = Field(ge=1)
+    # the bound also at these k: the k of a published figure, which reads higher at a
+    # smaller k (pythae's VAE is at 200), so each number sits beside its own kind
+    also_k: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
     batch_size: int = Field(ge=1)
     seed: int = 0
 
@@ -94,6 +100,7 @@ class PublishedFigure(Knobs):
 
     published: str
     ours: list[str] = Field(min_length=1)
+    k: int | None = Field(default=None, ge=1)  # an NLL figure's importance samples
 
 
 class Track(Knobs):
@@ -102,7 +109,9 @@ class Track(Knobs):
     # name -> the experiment's keys; vaelab.config.experiments checks what is inside
     experiments: dict[str, dict[str, Any]] = Field(min_length=1)
     evaluate: EvaluateSpec
-    # prepared sets only this track trains on: its own pipeline file prepares them
+    # datasets only this track downloads, and prepared sets only it trains on: its own
+    # pipeline file downloads and prepares them
+    mirrors: dict[Dataset, list[str]] = Field(default_factory=dict)
     prepared: dict[str, PreparedSpec] = Field(default_factory=dict)
 
 
@@ -131,7 +140,15 @@ class Params(Knobs):
         own_prepared = self.literature.prepared if self.literature else {}
         for name in set(self.data.prepared) & set(own_prepared):
             raise ParamsError(f"literature.prepared.{name}: the name is taken by data.prepared")
-        check_mirrors("literature.prepared", own_prepared, self.data.mirrors)
+        own_mirrors = self.literature.mirrors if self.literature else {}
+        for name in set(self.data.mirrors) & set(own_mirrors):
+            raise ParamsError(f"literature.mirrors.{name}: the dataset is in data.mirrors")
+        check_mirrors(
+            "literature.prepared",
+            own_prepared,
+            self.mirrors(),
+            "data.mirrors or literature.mirrors",
+        )
         for name in self.published:
             if name not in self.experiments and name not in literature:
                 raise ParamsError(unknown_name("published", name, [*self.experiments, *literature]))
@@ -151,6 +168,10 @@ class Params(Knobs):
         if name not in experiments:
             raise ParamsError(unknown_name(where, name, experiments))
         return experiments[name]
+
+    def mirrors(self) -> dict[str, list[str]]:
+        """Every dataset either pipeline downloads, with its mirrors."""
+        return {**self.data.mirrors, **(self.literature.mirrors if self.literature else {})}
 
     def prepared_sets(self, *, track: str) -> dict[str, PreparedSpec]:
         """The prepared sets a track's experiments may train on: data.prepared and its own."""

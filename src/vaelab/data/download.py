@@ -1,6 +1,6 @@
-"""Fetch a dataset's raw IDX files from the first mirror that serves good copies.
+"""Fetch a dataset's raw files from the first mirror that serves good copies.
 
-A mirror is an http(s) URL or a local folder holding the .gz files. The environment
+A mirror is an http(s) URL or a local folder holding the files (.gz for IDX, .amat). The environment
 variable VAELAB_MIRROR (a folder or URL holding `<dataset>/<file>.gz`) replaces the
 mirror list, for machines without internet.
 """
@@ -16,7 +16,7 @@ from vaelab.config.params import load_params
 from vaelab.core.errors import DataError, ParamsError
 from vaelab.core.files import atomic_dir
 from vaelab.core.progress import bar, say
-from vaelab.data.raw.idx import verify
+from vaelab.data.raw.formats import format_of
 from vaelab.data.raw.manifest import DatasetManifest, RawFile, load_manifest
 
 MIRROR_ENV = "VAELAB_MIRROR"
@@ -57,8 +57,9 @@ def fetch(mirror: str, name: str) -> bytes:
     return b"".join(chunks)
 
 
-def fetch_verified(spec: RawFile, mirrors: list[str]) -> bytes:
-    """The first copy of `spec` that verifies, trying the mirrors in order."""
+def fetch_verified(spec: RawFile, mirrors: list[str], verify) -> bytes:
+    """The first copy of `spec` that passes `verify` (its format's), trying the mirrors in
+    order."""
     failures = []
     for mirror in mirrors:
         try:
@@ -74,34 +75,32 @@ def fetch_verified(spec: RawFile, mirrors: list[str]) -> bytes:
             continue
         say(
             f"  {spec.name}: {len(data) / 1e6:.1f} MB from {mirror}, checksum ok "
-            f"({verified.checksum[:12]}…), header {list(spec.shape)} ok"
+            f"({verified.checksum[:12]}…), shape {list(spec.shape)} ok"
         )
         return data
     raise DataError("; ".join(failures) if failures else f"{spec.name}: no mirrors configured")
 
 
 def download_dataset(manifest: DatasetManifest, mirrors: list[str], dest: Path) -> None:
-    """Fetch and verify all four files, then move them into `dest` together.
+    """Fetch and verify every file of the dataset, then move them into `dest` together.
 
     Nothing appears at `dest` unless every file verified.
     """
     say(f"download {manifest.name}: {len(manifest.files)} files, mirrors: {', '.join(mirrors)}")
     with atomic_dir(dest) as staging:
         for spec in manifest.files.values():
-            (staging / spec.name).write_bytes(fetch_verified(spec, mirrors))
+            data = fetch_verified(spec, mirrors, format_of(manifest).verify)
+            (staging / spec.name).write_bytes(data)
     say(f"download {manifest.name}: done -> {dest}")
 
 
 def download_from_params(dataset: str, *, params: Path, manifest: Path, out: Path) -> None:
     """download@DATASET: the dataset's files from its mirrors in `params` (or VAELAB_MIRROR),
     checked against `manifest`, into the folder `out`."""
-    config = load_params(params)
-    if dataset not in config.data.mirrors:
+    mirrors = load_params(params).mirrors()
+    if dataset not in mirrors:
         raise ParamsError(
-            f"dataset {dataset!r} is not in data.mirrors; allowed: {', '.join(config.data.mirrors)}"
+            f"dataset {dataset!r} is not in data.mirrors nor literature.mirrors; allowed: "
+            f"{', '.join(mirrors)}"
         )
-    download_dataset(
-        load_manifest(dataset, manifest),
-        mirrors_for(dataset, config.data.mirrors[dataset]),
-        out,
-    )
+    download_dataset(load_manifest(dataset, manifest), mirrors_for(dataset, mirrors[dataset]), out)

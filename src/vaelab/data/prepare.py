@@ -9,7 +9,6 @@ grey ones are the raw bytes over 255.
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import torch
@@ -19,34 +18,25 @@ from vaelab.config.params import PreparedSpec, load_params
 from vaelab.core.errors import DataError
 from vaelab.core.files import atomic_dir
 from vaelab.core.progress import say
-from vaelab.data.raw.idx import verify
+from vaelab.data.raw.formats import format_of
 from vaelab.data.raw.manifest import DatasetManifest, load_manifest
 
 SPLITS = ("train", "test")
 
 
-def read_raw(raw_dir: Path, manifest: DatasetManifest) -> dict[str, torch.Tensor]:
-    """Verify every raw file again (it may have been edited since download) and parse it."""
-    # torchvision costs seconds to import (it loads torch._dynamo); only this stage needs it
-    from torchvision.datasets.mnist import read_image_file, read_label_file
-
-    tensors = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for role, spec in manifest.files.items():
-            path = Path(raw_dir) / spec.name
-            try:
-                gz_bytes = path.read_bytes()
-            except OSError as exc:
-                raise DataError(
-                    f"raw file {path} cannot be read ({exc.strerror}); "
-                    f"rerun `dvc repro download@{manifest.name}`"
-                ) from None
-            idx_bytes = verify(gz_bytes, spec, str(raw_dir)).idx_bytes
-            plain = Path(tmp) / spec.name.removesuffix(".gz")
-            plain.write_bytes(idx_bytes)
-            reader = read_image_file if spec.is_images else read_label_file
-            tensors[role] = reader(str(plain))
-    return tensors
+def read_raw(raw_dir: Path, manifest: DatasetManifest) -> dict[str, tuple]:
+    """(images uint8 [N, H, W], labels) per split, from the raw files verified again."""
+    files = {}
+    for role, spec in manifest.files.items():
+        path = Path(raw_dir) / spec.name
+        try:
+            files[role] = path.read_bytes()
+        except OSError as exc:
+            raise DataError(
+                f"raw file {path} cannot be read ({exc.strerror}); "
+                f"rerun `dvc repro download@{manifest.name}`"
+            ) from None
+    return format_of(manifest).splits(files, manifest, str(raw_dir))
 
 
 def binarize(images: torch.Tensor, mode: str, generator: torch.Generator) -> torch.Tensor:
@@ -100,9 +90,8 @@ def prepare(raw_dir: Path, manifest: DatasetManifest, spec: PreparedSpec, dest: 
     with atomic_dir(dest) as staging:
         for split in SPLITS:
             keep = getattr(spec, f"{split}_limit")
-            images = raw[f"{split}_images"][:keep]
+            images, labels = (tensor[:keep] for tensor in raw[split])
             images = pad_to(binarize(images, spec.binarize, generator), spec.size)
-            labels = raw[f"{split}_labels"][:keep]
             torch.save(
                 {
                     "images": images.unsqueeze(1).contiguous(),

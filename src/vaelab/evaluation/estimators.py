@@ -4,6 +4,7 @@ estimator on an experiment's test split."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -77,10 +78,12 @@ def evaluate(
     iwae_samples: int,
     batch_size: int,
     seed: int,
+    also_k: Sequence[int] = (),
     progress=None,
 ) -> dict:
     """Every estimator on one split, keyed by what each number is. Values in nats per image
-    unless the key says otherwise."""
+    unless the key says otherwise. The IWAE bound is at `iwae_samples`, and at each of
+    `also_k` too (`iwae_at_k`, keyed by k)."""
     metrics: dict = {"test_images": len(images)}
     means, logvars = posterior_means(model, images, batch_size)
     variance = means.var(dim=0)
@@ -113,6 +116,14 @@ def evaluate(
         "nll_nats": -bound,  # the literature's test NLL: minus the bound, an upper bound
         "stderr_nats": stderr,
     }
+    if also_k:
+        by_k = {iwae_samples: (bound, stderr)}
+        for k in also_k:
+            if k not in by_k:
+                by_k[k] = iwae(model, images, k, batch_size=batch_size, seed=seed)
+        metrics["iwae_at_k"] = {
+            str(k): {"nll_nats": -by_k[k][0], "stderr_nats": by_k[k][1]} for k in sorted(by_k)
+        }
     return metrics
 
 
@@ -144,7 +155,10 @@ def evaluate_experiment(
     run = load_trained(name, params=params, model=model, data=data, track=track, limit=limit)
     settings = run.params.track(track).evaluate
     k = settings.iwae_samples
-    say(f"evaluate {name}: {len(run.test)} test images, IWAE k={k}, on {describe(run.device)}")
+    also = "".join(f", k={extra}" for extra in settings.also_k)
+    say(
+        f"evaluate {name}: {len(run.test)} test images, IWAE k={k}{also}, on {describe(run.device)}"
+    )
     with bar(total=len(run.test), desc=f"{name} IWAE k={k}", unit="img") as progress:
         metrics = evaluate(
             run.model,
@@ -152,6 +166,7 @@ def evaluate_experiment(
             iwae_samples=k,
             batch_size=settings.batch_size,
             seed=settings.seed,
+            also_k=settings.also_k,
             progress=progress,
         )
     metrics["protocol"] = training_protocol(run.saved)

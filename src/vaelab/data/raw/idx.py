@@ -9,11 +9,15 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
+import tempfile
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
+
+import torch
 
 from vaelab.core.errors import DataError
-from vaelab.data.raw.manifest import RawFile
+from vaelab.data.raw.manifest import DatasetManifest, RawFile
 
 _UBYTE = 0x08
 
@@ -88,3 +92,23 @@ def check_header(idx_bytes: bytes, spec: RawFile, source: str) -> None:
             f"{spec.name} from {source}: IDX body has {len(idx_bytes) - header_len} "
             f"bytes, header says {payload}"
         )
+
+
+def splits(files: dict[str, bytes], manifest: DatasetManifest, source: str) -> dict:
+    """(images, labels) per split, from the four .gz files verified again (they may have
+    been edited since download) and parsed by torchvision."""
+    # torchvision costs seconds to import (it loads torch._dynamo); only prepare needs it
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for role, gz_bytes in files.items():
+            spec = manifest.files[role]
+            plain = Path(tmp) / spec.name.removesuffix(".gz")
+            plain.write_bytes(verify(gz_bytes, spec, source).idx_bytes)
+            reader = read_image_file if spec.is_images else read_label_file
+            tensors[role] = reader(str(plain))
+    return {
+        split: (tensors[f"{split}_images"], tensors[f"{split}_labels"])
+        for split in ("train", "test")
+    }

@@ -1,4 +1,5 @@
-"""The data manifest: which raw files each dataset has and how to recognise them."""
+"""The data manifest: which raw files each dataset has, in which format, and how to
+recognise them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ import yaml
 from vaelab.core.errors import DataError
 
 DEFAULT_MANIFEST = Path(__file__).with_name("manifest.yaml")
-SPLIT_FILES = ("train_images", "train_labels", "test_images", "test_labels")
+# The files of each format, by role: IDX (MNIST's) comes with labels; Larochelle &
+# Murray's .amat files are unlabelled images with a validation split of their own.
+ROLES = {
+    "idx": ("train_images", "train_labels", "test_images", "test_labels"),
+    "amat": ("train_images", "valid_images", "test_images"),
+}
 
 
 @dataclass(frozen=True)
@@ -28,8 +34,9 @@ class RawFile:
 @dataclass(frozen=True)
 class DatasetManifest:
     name: str
-    classes: tuple[str, ...]
+    classes: tuple[str, ...]  # empty for unlabelled data
     files: dict[str, RawFile]
+    format: str = "idx"
 
 
 def load_manifest(dataset: str, path: Path | str = DEFAULT_MANIFEST) -> DatasetManifest:
@@ -41,8 +48,14 @@ def load_manifest(dataset: str, path: Path | str = DEFAULT_MANIFEST) -> DatasetM
     if dataset not in raw:
         raise DataError(f"data manifest {path} has no dataset {dataset!r}; it has {', '.join(raw)}")
     entry = raw[dataset]
+    kind = entry.get("format", "idx")
+    if kind not in ROLES:
+        raise DataError(
+            f"data manifest {path}: {dataset}.format = {kind!r} is invalid: allowed values are "
+            f"{', '.join(ROLES)}"
+        )
     files = {}
-    for role in SPLIT_FILES:
+    for role in ROLES[kind]:
         spec = entry["files"][role]
         if not (spec.get("sha256") or spec.get("md5_gz")):
             raise DataError(f"data manifest {path}: {dataset}.{role} needs sha256 or md5_gz")
@@ -52,4 +65,6 @@ def load_manifest(dataset: str, path: Path | str = DEFAULT_MANIFEST) -> DatasetM
             sha256=spec.get("sha256"),
             md5_gz=spec.get("md5_gz"),
         )
-    return DatasetManifest(name=dataset, classes=tuple(entry["classes"]), files=files)
+    return DatasetManifest(
+        name=dataset, classes=tuple(entry.get("classes", ())), files=files, format=kind
+    )
