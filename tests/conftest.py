@@ -161,10 +161,11 @@ def prepared_data(tmp_path_factory):
 
 
 def offline_project(tmp_path: Path, shared: Path) -> tuple[Path, dict]:
-    """A project copy on the tiny profile whose mirror holds real MNIST and synthetic
-    Fashion-MNIST (with the copy's manifest describing the synthetic files)."""
+    """A project copy on the tiny profile whose mirror holds real MNIST, and synthetic
+    Fashion-MNIST and Larochelle binarized MNIST (with the copy's manifest describing the
+    synthetic files)."""
     import yaml
-    from synthetic import write_mirror
+    from synthetic import write_amat_mirror, write_mirror
 
     project = project_copy(tmp_path / "project")
     mirror = tmp_path / "mirror"
@@ -173,6 +174,7 @@ def offline_project(tmp_path: Path, shared: Path) -> tuple[Path, dict]:
     manifest_path = project / "src/vaelab/data/raw/manifest.yaml"
     manifest = yaml.safe_load(manifest_path.read_text())
     manifest["fashion_mnist"] = write_mirror(mirror, "fashion_mnist", n_train=256, n_test=128)
+    manifest["binarized_mnist"] = write_amat_mirror(mirror, n_train=200, n_valid=56, n_test=128)
     manifest_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
     from vaelab.tools.profiles import apply_profile
 
@@ -200,7 +202,10 @@ def benchmark_module(name: str):
     """A script of benchmarks/ loaded by path: the folder is not part of the package."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(
+        f"benchmarks.{name}", ROOT / "benchmarks" / f"{name}.py"
+    )
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module

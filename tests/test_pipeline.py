@@ -483,10 +483,16 @@ def test_pr_report_script_compares_base_and_head(pipeline):
 
 
 def test_literature_track_runs_from_its_own_pipeline_file(pipeline):
-    """`dvc repro literature/dvc.yaml`: the literature experiments only, then their page."""
+    """`dvc repro literature/dvc.yaml`: the literature experiments only, then their page;
+    one of them on (synthetic) Larochelle files, downloaded by the track's own stage."""
     project, env, _ = pipeline
+    edit_params(
+        project,
+        lambda p: p["literature"]["experiments"]["vamp_static"].update(data="mnist_larochelle"),
+    )
     run = dvc(["repro", "literature/dvc.yaml"], project, env)
     literature = yaml.safe_load((project / "params.yaml").read_text())["literature"]
+    published = yaml.safe_load((project / "params.yaml").read_text())["published"]
     names = set(literature["experiments"])
     assert stages_run(run.stdout) == {
         *(
@@ -495,6 +501,7 @@ def test_literature_track_runs_from_its_own_pipeline_file(pipeline):
             for name in names
         ),
         *(f"literature/dvc.yaml:prepare@{name}" for name in literature["prepared"]),
+        "literature/dvc.yaml:download@binarized_mnist",
         "literature/dvc.yaml:report",
     }
     page = (project / "reports/literature.md").read_text()
@@ -503,10 +510,20 @@ def test_literature_track_runs_from_its_own_pipeline_file(pipeline):
         iwae = metrics["iwae"]
         assert iwae["k"] == literature["evaluate"]["iwae_samples"]
         assert iwae["nll_nats"] == -iwae[f"bound_k{iwae['k']}_nats"] and iwae["stderr_nats"] > 0
-        assert metrics["protocol"]["binarization"] == "stochastic"
+        larochelle = literature["experiments"][name]["data"] == "mnist_larochelle"
+        assert metrics["protocol"]["binarized_by"].startswith(
+            "Larochelle & Murray" if larochelle else "vaelab's seeded Bernoulli draw"
+        )
         assert metrics["protocol"]["model_selection"] == "best validation ELBO"
         row = next(line for line in page.splitlines() if line.startswith(f"| {name} "))
         assert f"{iwae['nll_nats']:.2f} ± {iwae['stderr_nats']:.2f}" in row
-        assert "NLL" in row  # the published figure sits in the same row
+        for k in [iwae["k"], *literature["evaluate"]["also_k"]]:
+            assert str(k) in metrics["iwae_at_k"]
+        if name in published:  # the figure, and our NLL at its own k, in the same row
+            k = published[name]["k"]
+            at_k = metrics["iwae_at_k"][str(k)]
+            assert f"{at_k['nll_nats']:.2f} ± {at_k['stderr_nats']:.2f} (k={k})" in row
+            assert published[name]["published"] in row
+    assert "## Run-to-run spread" in page and "| vae_static " in page.split("## Run-to-run")[1]
     # the default pipeline is untouched by the literature run
     assert json.loads(dvc(["status", "--json"], project, env).stdout) == {}

@@ -1,0 +1,159 @@
+"""On a CUDA machine: the cvae reference and a slice of each literature recipe, trained on
+the CPU, on the GPU, and on the GPU under `compile: reduce-overhead` (CUDA graphs), with
+each GPU run checked against the CPU's and every way's steps per second.
+
+    python -m benchmarks.gpu_check [--steps 200] [--only cvae,vae_static] [--data DIR]
+
+A slice is the recipe itself (model, objective, optimiser, batch size, schedule) trained
+for two epochs of `--steps` steps each on the first images of its prepared training split,
+scored on the first 1,000 test images. Every way starts from the same weights, shuffles
+with the same CPU generator and draws its reparameterisation noise on the CPU (a
+NoiseSource that moves it to the device), so the ways differ only in floating-point
+arithmetic: the GPU's per-epoch training losses must match the CPU's to `--rtol` (TF32 is
+switched off for the comparison), and the largest weight difference is printed beside
+them. Steps per second are the second epoch's, after compilation and CUDA-graph capture.
+
+Without CUDA the script says so in one line and runs the CPU way alone, so it can be tried
+anywhere. It needs each experiment's prepared data (`dvc repro prepare@mnist_binary` and
+`dvc repro literature/dvc.yaml:prepare@mnist_static`), or `--data` naming one prepared
+folder for all of them. It exits non-zero when a GPU run does not match.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import typer
+
+from vaelab.config.experiments import ExperimentSpec, experiments_of
+from vaelab.config.params import load_params
+from vaelab.data.splits import hold_out, load_split, read_meta
+from vaelab.training.distributed import Ranks, WholeBatch
+from vaelab.training.loop import train
+
+EVAL_IMAGES = 1000
+
+
+class CpuDrawnNoise:
+    """Gaussian noise drawn by a CPU generator whatever the device, so that every way
+    trains on the same draws."""
+
+    def __init__(self, seed: int):
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def normal_like(self, mean: torch.Tensor) -> torch.Tensor:
+        eps = torch.randn(mean.shape, generator=self.generator, dtype=mean.dtype)
+        return eps.to(mean.device)
+
+
+@dataclass(frozen=True)
+class SameNoiseEverywhere(Ranks):
+    """One process whose noise is CpuDrawnNoise."""
+
+    seed: int = 0
+
+    def partition(self, noise: torch.Generator) -> WholeBatch:
+        return WholeBatch(CpuDrawnNoise(self.seed))
+
+
+@dataclass
+class Way:
+    label: str
+    device: torch.device
+    compile: str = "none"
+
+
+def slice_of(spec: ExperimentSpec, folder: Path, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    train_split = load_split(folder, "train")
+    if spec.validation:  # the recipe's own training images, not its validation ones
+        train_split, _ = hold_out(train_split, spec.validation, read_meta(folder)["seed"])
+    images = train_split.images[: steps * spec.batch_size]
+    if train_split.dynamic:
+        images = torch.bernoulli(images, generator=torch.Generator().manual_seed(spec.seed))
+    return images, load_split(folder, "test").images[:EVAL_IMAGES]
+
+
+def run(spec: ExperimentSpec, name: str, way: Way, images, test) -> dict:
+    spec = spec.model_copy(update={"epochs": 2, "compile": way.compile})
+    state = train(
+        spec,
+        name,
+        images.to(way.device),
+        test.to(way.device),
+        ranks=SameNoiseEverywhere(seed=spec.seed + 1),
+    )
+    steps = -(-len(images) // spec.batch_size)
+    return {
+        "losses": [record["train/loss"] for record in state.history],
+        "weights": {k: v.detach().cpu() for k, v in state.model.state_dict().items()},
+        "steps_per_s": steps / state.history[-1]["epoch_seconds"],
+    }
+
+
+def largest_difference(ours: dict, reference: dict) -> float:
+    """The largest weight difference, relative to that tensor's largest weight."""
+    return max(
+        ((ours[k] - w).abs().max() / w.abs().max().clamp(min=1e-12)).item()
+        for k, w in reference.items()
+        if w.is_floating_point()
+    )
+
+
+def main(
+    steps: int = typer.Option(200, help="Steps per epoch of each slice (two epochs run)."),
+    only: str = typer.Option("", help="Comma-separated experiments; default: all."),
+    data: Path = typer.Option(None, help="One prepared folder for every experiment."),
+    rtol: float = typer.Option(2e-3, help="Relative tolerance of the losses against the CPU's."),
+) -> None:
+    params = load_params("params.yaml")
+    specs = {"cvae": experiments_of(params, track="references")["cvae"]}
+    specs |= experiments_of(params, track="literature")
+    if only:
+        specs = {name: specs[name] for name in only.split(",")}
+    cuda = torch.cuda.is_available()
+    ways = [Way("cpu", torch.device("cpu"))]
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = False  # the comparison is of fp32 arithmetic
+        torch.backends.cudnn.allow_tf32 = False
+        gpu = torch.device("cuda")
+        ways += [Way("cuda", gpu), Way("cuda+reduce-overhead", gpu, "reduce-overhead")]
+        print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
+    else:
+        print("no CUDA device: only the CPU way runs; on a GPU machine this compares all three")
+    failed = []
+    for name, spec in specs.items():
+        folder = data or Path("data/prepared") / spec.data
+        if not (folder / "train.pt").exists():
+            print(f"{name}: no prepared data at {folder}; run its prepare stage (see --help)")
+            failed.append(name)
+            continue
+        spec = spec.model_copy(update={"amp": False})  # fp32: the comparison is exact arithmetic
+        images, test = slice_of(spec, folder, steps)
+        reference = None
+        for way in ways:
+            result = run(spec, name, way, images, test)
+            line = (
+                f"{name:20s} {way.label:22s} {result['steps_per_s']:9.1f} steps/s  "
+                f"train loss per epoch {', '.join(f'{v:.4f}' for v in result['losses'])}"
+            )
+            if reference is None:
+                reference = result
+            else:
+                match = all(
+                    abs(a - b) <= rtol * abs(b)
+                    for a, b in zip(result["losses"], reference["losses"], strict=True)
+                )
+                weights = largest_difference(result["weights"], reference["weights"])
+                line += f"  vs cpu: {'match' if match else 'DIFFERS'}, weights {weights:.1e}"
+                if not match:
+                    failed.append(f"{name} {way.label}")
+            print(line, flush=True)
+    if failed:
+        print(f"not matched or not run: {', '.join(failed)}")
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,28 @@
+"""benchmarks/gpu_check.py's CPU fallback: on this machine, without CUDA, it must still run
+and say what it skipped; its GPU ways run on a CUDA machine only."""
+
+import torch
+from conftest import ROOT, benchmark_module
+
+
+def test_gpu_check_runs_its_cpu_way_without_cuda(prepared_data, monkeypatch, capsys):
+    gpu_check = benchmark_module("gpu_check")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.chdir(ROOT)
+    gpu_check.main(steps=3, only="cvae", data=prepared_data / "binary28", rtol=2e-3)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("no CUDA device: only the CPU way runs")
+    name, way, rate, unit = out[1].split()[:4]
+    assert (name, way, unit) == ("cvae", "cpu", "steps/s") and float(rate) > 0
+    assert len(out[1].split("train loss per epoch ")[1].split(", ")) == 2
+    assert len(out) == 2  # nothing failed, nothing else ran
+
+
+def test_the_ways_share_the_cpu_generators_noise_stream():
+    """The noise the ways share is the CPU generator's stream, moved to the device."""
+    gpu_check = benchmark_module("gpu_check")
+    noise = gpu_check.SameNoiseEverywhere(seed=7).partition(torch.Generator()).noise
+    mean = torch.zeros(4, 3)
+    cpu = torch.Generator().manual_seed(7)
+    for _ in range(2):
+        assert torch.equal(noise.normal_like(mean), torch.randn(4, 3, generator=cpu))
