@@ -112,3 +112,16 @@ def test_early_stopping_keeps_the_best_epoch(prepared_data, monkeypatch):
 def test_patience_without_a_validation_split_is_an_error():
     with pytest.raises(ParamsError, match=r"^experiments.t: patience needs a validation split"):
         experiment(patience=3)
+
+
+def test_the_projection_recovers_a_power_law_curves_asymptote():
+    import pandas as pd
+
+    from vaelab.report.summary import projection
+
+    epochs = pd.RangeIndex(1, 301)
+    curve = pd.Series(-90.0 - 40.0 * epochs.to_numpy(dtype=float) ** -0.6, index=epochs)
+    # the first 100 epochs are a warm-up whose curve is another shape: left out of the fit
+    curve.iloc[:100] = -300.0
+    assert projection(curve, start=101) == pytest.approx(-90.0, abs=0.05)
+    assert projection(curve.iloc[:110], start=101) is None  # too few epochs to fit

@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from vaelab.config.params import PublishedFigure, load_params
@@ -262,6 +263,59 @@ def seed_spread(experiments: dict[str, dict], folder: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def power_law(epoch, asymptote, scale, rate):
+    """A learning curve's usual shape: it approaches its asymptote as a power of the epoch."""
+    return asymptote - scale * np.power(epoch, -rate)
+
+
+def projection(curve: pd.Series, start: int) -> float | None:
+    """The validation ELBO a run's curve is heading for: the asymptote of a power law fitted
+    to its epochs from `start` on (after a KL warm-up, whose rising weight bends the curve);
+    None when too few epochs are left to fit or the fit does not converge."""
+    from scipy.optimize import curve_fit
+
+    tail = curve[curve.index >= start].cummax()  # the best so far, as model selection keeps
+    if len(tail) < 20:
+        return None
+    epochs, values = tail.index.to_numpy(dtype=float), tail.to_numpy(dtype=float)
+    guess = (values[-1] + 1.0, values[-1] - values[0] + 1.0, 0.5)
+    try:
+        (asymptote, _, rate), _ = curve_fit(power_law, epochs, values, p0=guess, maxfev=20000)
+    except (RuntimeError, ValueError):
+        return None
+    return float(asymptote) if rate > 0 else None
+
+
+def cut_short(
+    experiments: dict[str, dict], references: dict[str, PublishedFigure], folder: Path
+) -> pd.DataFrame:
+    """Runs that early stopping would have ended but the epochs ran out first: what they
+    reached, and where their validation curve points."""
+    rows = []
+    for name, keys in experiments.items():
+        metrics = _read_json(folder / name / "metrics.json")
+        protocol, iwae = metrics.get("protocol", {}), metrics.get("iwae")
+        curve_path = folder / name / CURVES[1]
+        if not keys.get("patience") or not iwae or not curve_path.exists():
+            continue
+        if protocol.get("epochs_run", 0) < keys["epochs"]:
+            continue  # early stopping ended it: it finished as its recipe does
+        curve = _read_tsv(curve_path).set_index("step")["elbo_mc"]
+        asymptote = projection(curve, start=keys.get("warmup_epochs", 0) + 1)
+        best = curve.max()
+        rows.append(
+            {
+                "experiment": name,
+                "epochs run": protocol["epochs_run"],
+                "best validation ELBO": f"{best:.2f}",
+                "its curve's asymptote": _fmt(asymptote),
+                "NLL now": f"{iwae['nll_nats']:.2f}",
+                "NLL projected": _fmt(iwae["nll_nats"] - (asymptote - best) if asymptote else None),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def render_literature(
     experiments: dict[str, dict], references: dict[str, PublishedFigure], folder: Path, chart: str
 ) -> str:
@@ -290,6 +344,20 @@ def render_literature(
             "than a few sd is within what another seed could give.",
             "",
             spread.to_markdown(index=False),
+            "",
+        ]
+    unfinished = cut_short(experiments, references, folder)
+    if len(unfinished):
+        lines += [
+            "## Runs cut short",
+            "",
+            "Runs whose epochs ran out while their validation ELBO still improved (early "
+            "stopping had not ended them): the asymptote of a power law a - b t^-c fitted to "
+            "the best validation ELBO so far after the KL warm-up, and the NLL moved by the "
+            "same gain. A projection, not a measurement: resume the run with more epochs to "
+            "measure it.",
+            "",
+            unfinished.to_markdown(index=False),
             "",
         ]
     lines += [f"![every experiment's validation ELBO per epoch]({chart})", ""]
