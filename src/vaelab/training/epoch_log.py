@@ -46,7 +46,7 @@ class EpochLog:
             self.checkpoint.save({**state.state_dict(), "grids": self.grids})
         say(
             f"  epoch {record['epoch']}/{self.epochs}: "
-            + ", ".join(f"{key} {value:.4f}" for key, value in record.items() if key != "epoch")
+            + ", ".join(f"{key} {value:.6g}" for key, value in record.items() if key != "epoch")
         )
 
     def _log(self, record: dict, grid: torch.Tensor) -> None:
