@@ -317,7 +317,11 @@ def cut_short(
 
 
 def render_literature(
-    experiments: dict[str, dict], references: dict[str, PublishedFigure], folder: Path, chart: str
+    experiments: dict[str, dict],
+    references: dict[str, PublishedFigure],
+    folder: Path,
+    chart: str,
+    left_out: list[str] = (),
 ) -> str:
     table = literature_table(experiments, references, folder)
     lines = [
@@ -334,6 +338,11 @@ def render_literature(
         table.to_markdown(index=False),
         "",
     ]
+    if left_out:
+        lines += [
+            f"Not on this page (the report was asked for the others): {', '.join(left_out)}.",
+            "",
+        ]
     spread = seed_spread(experiments, folder)
     if len(spread):
         lines += [
@@ -372,12 +381,13 @@ def render_summary(
     summary: Path,
     chart_path: Path,
     track: str,
+    left_out: list[str] = (),
 ) -> str:
     """A track's Markdown page; pictures are linked relative to the page."""
     link = Path(os.path.relpath(folder, summary.parent))
     chart = Path(os.path.relpath(chart_path, summary.parent)).as_posix()
     if track != "references":
-        return render_literature(experiments, references, folder, chart)
+        return render_literature(experiments, references, folder, chart, left_out)
     table = summary_table(experiments, references, folder)
     lines = [
         "# vaelab summary",
@@ -435,6 +445,7 @@ def write_report(
         summary=summary,
         chart_path=chart,
         track=track,
+        left_out=[name for name in config.track(track).experiments if name not in chosen],
     )
     write_text(summary, page)
     say(f"report: {len(chosen)} experiments -> {summary}, {chart}")
