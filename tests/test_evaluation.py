@@ -5,6 +5,7 @@ from conftest import experiment, fit
 from vaelab.data.splits import load_split
 from vaelab.evaluation.estimators import evaluate, iwae
 from vaelab.models.base import LatentModel, Posterior, VariationalConfig
+from vaelab.models.registry import build_model
 from vaelab.objectives.losses import analytic_elbo, iwae_bound, mc_elbo, mean_terms
 
 
@@ -38,6 +39,21 @@ def test_iwae_standard_error_is_that_of_the_per_image_bounds(trained_cvae):
         )
     assert mean == pytest.approx(per_image.double().mean().item(), abs=1e-4)
     assert stderr == pytest.approx((per_image.double().std() / len(images) ** 0.5).item(), rel=1e-3)
+
+
+def test_a_two_level_model_is_evaluated_on_its_whole_code_and_cached_prior():
+    torch.manual_seed(0)
+    model = build_model("hvae_vamp", 28, latent_dim=3, hidden_dim=16, pseudo_inputs=5).eval()
+    images = (torch.rand(4, 1, 28, 28) > 0.5).float()
+    metrics = evaluate(model, images, iwae_samples=6, batch_size=6, seed=2)
+    assert metrics["latent"]["dims"] == 6 and metrics["kl_estimator"] == "monte_carlo_1sample"
+    # the bound under the frozen VampPrior is the one with the prior encoded on every call
+    generator = torch.Generator().manual_seed(2)
+    with torch.inference_mode():
+        bounds = torch.cat([iwae_bound(model, x[None], 6, generator=generator) for x in images])
+    assert metrics["iwae"]["bound_k6_nats"] == pytest.approx(
+        bounds.double().mean().item(), abs=1e-4
+    )
 
 
 class IgnoresZ(LatentModel):

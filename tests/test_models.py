@@ -31,6 +31,25 @@ def test_output_shapes(name, size, latent_dim):
     assert model.decode(q.sample()).shape == (3, 1, size, size)
 
 
+@pytest.mark.parametrize("size", [28, 32])
+def test_hierarchical_code_is_both_levels_at_their_means(size):
+    torch.manual_seed(0)
+    model = build_model("hvae_vamp", size, latent_dim=2, hidden_dim=8, pseudo_inputs=3)
+    x = torch.rand(3, 1, size, size)
+    with torch.no_grad():
+        q = model.encode(x)
+        assert q.mean.shape == q.logvar.shape == q.sample().shape == (3, 4)
+        flat = x.flatten(1)
+        h = model.q_z2_hidden(flat)
+        z2_mean, z2_logvar = model.q_z2_mean(h), model.q_z2_logvar(h)
+        h = model.q_z1_joint(torch.cat([model.q_z1_from_x(flat), model.q_z1_from_z2(z2_mean)], 1))
+        torch.testing.assert_close(q.mean, torch.cat([model.q_z1_mean(h), z2_mean], 1))
+        torch.testing.assert_close(q.logvar, torch.cat([model.q_z1_logvar(h), z2_logvar], 1))
+        assert model.decode(q.sample()).shape == (3, 1, size, size)
+        assert model.prior_components()[0].shape == (3, 2)  # the VampPrior is on z2 alone
+    assert not model.standard_prior
+
+
 def test_registry_says_what_each_model_is():
     assert not MODELS["ae_conv"].variational and MODELS["ae_conv"].image_sizes == (32,)
     for name in ("cvae", "vae_mlp", "vae_conv"):

@@ -117,9 +117,13 @@ def test_autoencoder_bce_is_mean_per_pixel():
     assert autoencoder_bce(model, x).loss.item() == pytest.approx(math.log(2), rel=1e-6)
 
 
-def test_iwae_objective_with_one_sample_is_the_mc_elbo_on_the_same_noise():
+@pytest.mark.parametrize(
+    ("name", "knobs"),
+    [("vae_mlp", {}), ("hvae_vamp", {"pseudo_inputs": 5})],  # one level; two, VampPrior
+)
+def test_iwae_objective_with_one_sample_is_the_mc_elbo_on_the_same_noise(name, knobs):
     torch.manual_seed(0)
-    model = build_model("vae_mlp", 28, latent_dim=3, hidden_dim=16)
+    model = build_model(name, 28, latent_dim=3, hidden_dim=16, **knobs)
     x = (torch.rand(6, 1, 28, 28) > 0.5).float()
     one = iwae(model, x, torch.Generator().manual_seed(5), k=1)
     mc = mc_elbo(model, x, torch.Generator().manual_seed(5))
@@ -174,9 +178,17 @@ def test_vampprior_components_are_cached_only_while_the_weights_are_frozen():
     assert torch.allclose(after, direct, atol=1e-5)
 
 
-def test_kl_under_a_vampprior_is_estimated_at_the_sample():
+@pytest.mark.parametrize(
+    ("name", "knobs"),
+    [
+        ("cvae", {"prior": "vamp", "pseudo_inputs": 4}),
+        # two levels: no closed form even under a standard top prior, p(z1|z2) is learned
+        ("hvae_vamp", {"prior": "standard", "hidden_dim": 16}),
+    ],
+)
+def test_kl_without_a_closed_form_is_estimated_at_the_sample(name, knobs):
     torch.manual_seed(0)
-    model = build_model("cvae", 28, latent_dim=2, prior="vamp", pseudo_inputs=4)
+    model = build_model(name, 28, latent_dim=2, **knobs)
     x = (torch.rand(3, 1, 28, 28) > 0.5).float()
     analytic = analytic_elbo(model, x, torch.Generator().manual_seed(1))
     mc = mc_elbo(model, x, torch.Generator().manual_seed(1))
@@ -196,3 +208,58 @@ def test_only_knobs_with_a_schedule_are_scheduled_knobs():
     assert scheduled == ["analytic_elbo"]
     # knobs without one pass their fields straight through
     assert objective_for("weighted").keywords == {"recon_weight": 1.0, "kl_weight": 1.0}
+
+
+def _two_level_parts(model, x, z):
+    """The hierarchical model's Gaussians, straight from its layers: q(z2|x), q(z1|x, z2)
+    and p(z1|z2) at the z2 inside z = concat(z1, z2), as torch.distributions.Normal."""
+    dims = model.latent_dim
+    z2 = z[..., dims:]
+    flat = x.flatten(1)
+    h = model.q_z2_hidden(flat)
+    q_z2 = torch.distributions.Normal(model.q_z2_mean(h), torch.exp(0.5 * model.q_z2_logvar(h)))
+    from_z2 = model.q_z1_from_z2(z2)
+    from_x = model.q_z1_from_x(flat).expand_as(from_z2)
+    h = model.q_z1_joint(torch.cat([from_x, from_z2], dim=-1))
+    q_z1 = torch.distributions.Normal(model.q_z1_mean(h), torch.exp(0.5 * model.q_z1_logvar(h)))
+    h = model.p_z1_hidden(z2)
+    p_z1 = torch.distributions.Normal(model.p_z1_mean(h), torch.exp(0.5 * model.p_z1_logvar(h)))
+    return q_z2, q_z1, p_z1
+
+
+def test_two_level_posterior_and_prior_are_their_gaussians_at_the_drawn_z():
+    torch.manual_seed(0)
+    model = build_model("hvae_vamp", 28, latent_dim=3, hidden_dim=16, pseudo_inputs=7)
+    x = (torch.rand(4, 1, 28, 28) > 0.5).float()
+    with torch.no_grad():
+        q = model.encode(x)
+        draw = q.draw(torch.Generator().manual_seed(3))
+        z = draw.z
+        q_z2, q_z1, p_z1 = _two_level_parts(model, x, z)
+        # ancestral reparameterisation: z2's noise first, then z1's given that z2
+        noise = torch.Generator().manual_seed(3)
+        eps2, eps1 = torch.randn(4, 3, generator=noise), torch.randn(4, 3, generator=noise)
+        torch.testing.assert_close(z[:, 3:], q_z2.loc + q_z2.scale * eps2)
+        torch.testing.assert_close(z[:, :3], q_z1.loc + q_z1.scale * eps1)
+        log_q = q_z1.log_prob(z[:, :3]).sum(-1) + q_z2.log_prob(z[:, 3:]).sum(-1)
+        torch.testing.assert_close(draw.log_prob(z), log_q)
+        torch.testing.assert_close(q.log_prob(z), log_q)
+        # n draws per image: each image's own features beside each of its draws
+        stacked = torch.stack([z, torch.randn(4, 6)])
+        q_z2, q_z1, _ = _two_level_parts(model, x, stacked)
+        expected = q_z1.log_prob(stacked[..., :3]).sum(-1) + q_z2.log_prob(stacked[..., 3:]).sum(-1)
+        torch.testing.assert_close(q.expand(2).log_prob(stacked), expected)
+        # log p(z) = log p(z1|z2) + the VampPrior on z2: the pseudo-inputs' q(z2|u_k)
+        u = model.pseudo_inputs().flatten(1)
+        h = model.q_z2_hidden(u)
+        components = torch.distributions.Independent(
+            torch.distributions.Normal(model.q_z2_mean(h), torch.exp(0.5 * model.q_z2_logvar(h))),
+            1,
+        )
+        vamp = torch.distributions.MixtureSameFamily(
+            torch.distributions.Categorical(torch.ones(7)), components
+        )
+        log_p = p_z1.log_prob(z[:, :3]).sum(-1) + vamp.log_prob(z[:, 3:])
+        torch.testing.assert_close(model.log_prior(z), log_p)
+        with model.frozen_prior():
+            torch.testing.assert_close(model.log_prior(z), log_p)

@@ -175,7 +175,7 @@ def test_misspelt_key_suggests_the_right_one():
             128,
             "experiments.cvae.hidden_dim: not used by model 'cvae' (takes latent_dim, "
             "logvar_clamp, prior, pseudo_inputs) nor objective 'mc_elbo' (takes nothing); it is "
-            "a key of model 'vae_mlp', 'iwae_mlp', 'vamp_mlp'",
+            "a key of model 'vae_mlp', 'iwae_mlp', 'vamp_mlp', 'hvae_vamp'",
         ),
         (
             "experiments.cvae.recon_weight",
@@ -189,7 +189,7 @@ def test_misspelt_key_suggests_the_right_one():
             5.0,
             "experiments.ae_conv.logvar_clamp: not used by model 'ae_conv' (takes latent_dim) nor "
             "objective 'bce' (takes nothing); it is a key of model 'cvae', 'vae_mlp', 'vae_conv', "
-            "'iwae_mlp', 'vamp_mlp'",
+            "'iwae_mlp', 'vamp_mlp', 'hvae_vamp'",
         ),
         (  # a recipe knob: the KL warm-up belongs to the analytic ELBO, not the MC one
             "experiments.cvae.warmup_epochs",

@@ -133,7 +133,8 @@ def test_each_pair_takes_exactly_the_keys_parse_experiment_takes():
             "experiments.cvae.model",
             "cvea",
             "experiments.cvae.model: 'cvea' is not one of "
-            "['cvae', 'vae_mlp', 'ae_conv', 'vae_conv', 'iwae_mlp', 'vamp_mlp']",
+            "['cvae', 'vae_mlp', 'ae_conv', 'vae_conv', 'iwae_mlp', 'vamp_mlp',"
+            " 'hvae_vamp']",
         ),
         (  # an autoencoder's objective for a VAE: no pair has both
             "experiments.cvae.objective",

@@ -32,6 +32,7 @@ def _same_weights(a, b):
         ("vae_mlp", "weighted", "grey28", {"recon_weight": 784.0}),
         ("ae_conv", "bce", "fashion32", {}),
         ("vae_conv", "weighted", "fashion32", {"recon_weight": 500.0}),
+        ("hvae_vamp", "mc_elbo", "binary28", {"hidden_dim": 32, "pseudo_inputs": 10}),
     ],
 )
 def test_one_epoch_lowers_the_test_loss(prepared_data, model, objective, data, extra):
@@ -186,6 +187,7 @@ def test_damaged_checkpoint_starts_afresh(prepared_data, tmp_path):
         ({}, "binary28"),
         ({"model": "vae_mlp", "hidden_dim": 32, "latent_dim": 3, "logvar_clamp": 4.0}, "grey28"),
         ({"model": "ae_conv", "objective": "bce"}, "fashion32"),
+        ({"model": "hvae_vamp", "hidden_dim": 16, "latent_dim": 3, "pseudo_inputs": 5}, "binary28"),
     ],
 )
 def test_saved_model_rebuilds_from_its_own_config(prepared_data, tmp_path, overrides, data):
@@ -282,6 +284,7 @@ def test_the_host_read_guard_catches_a_read():
         ("vae_mlp", "weighted", 28, {"recon_weight": 784.0}),
         ("ae_conv", "bce", 32, {}),
         ("vamp_mlp", "iwae", 28, {"prior": "vamp", "pseudo_inputs": 5, "k": 3}),
+        ("hvae_vamp", "analytic_elbo", 28, {"hidden_dim": 16, "pseudo_inputs": 5}),
     ],
 )
 def test_a_training_step_never_reads_a_value_to_the_host(model, objective, size, extra):

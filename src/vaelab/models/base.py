@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol
@@ -56,10 +56,62 @@ class NoiseSource(Protocol):
     def normal_like(self, mean: torch.Tensor) -> torch.Tensor: ...
 
 
+def standard_normal_like(
+    mean: torch.Tensor, noise: torch.Generator | NoiseSource | None
+) -> torch.Tensor:
+    """eps ~ N(0, I) shaped like `mean`, from a generator or a NoiseSource."""
+    if noise is None or isinstance(noise, torch.Generator):
+        return torch.randn(mean.shape, generator=noise, device=mean.device, dtype=mean.dtype)
+    return noise.normal_like(mean)
+
+
 @dataclass
-class Posterior:
+class Draw:
+    """A reparameterised z ~ q(z|x) and its posterior's density at it."""
+
+    z: torch.Tensor
+    density: Callable[[torch.Tensor], torch.Tensor]
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log q(z|x) at `z`, which is this draw's z or a cast of it (its float32 copy under
+        mixed precision). It takes z so that each objective keeps its own casts, and with
+        them the order its gradients are summed in: the one-level models train bit for bit
+        as before this interface."""
+        return self.density(z)
+
+
+class LatentPosterior:
+    """What the objectives ask of q(z|x), whatever its form: draws z (reparameterised, so
+    gradients flow), log q(z|x) at a z, and n draws per image. `mean` is a point code for
+    embeddings and pictures, and what `decode` takes is shaped like it."""
+
+    # q(z|x) = N(mean, diag exp(logvar)): with the prior N(0, I) the KL has a closed form
+    diagonal_gaussian: ClassVar[bool] = False
+    mean: torch.Tensor
+    logvar: torch.Tensor | None
+
+    def sample(self, noise: torch.Generator | NoiseSource | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log q(z|x) summed over the latent dimensions, in float32, for z [..., B, D]."""
+        raise NotImplementedError
+
+    def draw(self, noise: torch.Generator | NoiseSource | None = None) -> Draw:
+        """z ~ q(z|x), able to give log q(z|x) at it; a posterior that computes something on
+        the way to z which its density needs again (a conditional's parameters) keeps it."""
+        return Draw(self.sample(noise), self.log_prob)
+
+    def expand(self, n: int) -> LatentPosterior:
+        """The same posterior n times over: its draws are [n, B, D], n per image."""
+        raise NotImplementedError
+
+
+@dataclass
+class Posterior(LatentPosterior):
     """q(z|x) as a diagonal Gaussian; an autoencoder's code is `mean` with `logvar` None."""
 
+    diagonal_gaussian: ClassVar[bool] = True
     mean: torch.Tensor
     logvar: torch.Tensor | None
 
@@ -67,21 +119,25 @@ class Posterior:
         """z = mean + exp(logvar / 2) * eps, the reparameterisation trick."""
         if self.logvar is None:
             return self.mean
-        if noise is None or isinstance(noise, torch.Generator):
-            eps = torch.randn(
-                self.mean.shape, generator=noise, device=self.mean.device, dtype=self.mean.dtype
-            )
-        else:
-            eps = noise.normal_like(self.mean)
-        return self.mean + torch.exp(0.5 * self.logvar) * eps
+        return self.mean + torch.exp(0.5 * self.logvar) * standard_normal_like(self.mean, noise)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        return log_normal_pdf(z.float(), self.mean.float(), self.logvar.float())
+
+    def expand(self, n: int) -> Posterior:
+        return Posterior(
+            self.mean.unsqueeze(0).expand(n, *self.mean.shape),
+            self.logvar.unsqueeze(0).expand(n, *self.logvar.shape),
+        )
 
 
 class LatentModel(nn.Module):
     """An encoder to a latent code and a decoder to Bernoulli logits over pixels.
 
     A subclass names its `Config`, whether it is `variational` (has a posterior q(z|x) and
-    the prior N(0, I)) and the `image_sizes` it takes; it is rebuilt from
-    `(config, image_size)` alone.
+    a prior p(z)) and the `image_sizes` it takes; it is rebuilt from `(config, image_size)`
+    alone. A model whose posterior or prior is not the one-level kind here brings its own:
+    `encode` returns any LatentPosterior, and `log_prior` is the whole log p(z).
     """
 
     Config: ClassVar[type[ModelConfig]] = VariationalConfig
@@ -99,12 +155,18 @@ class LatentModel(nn.Module):
 
     @property
     def standard_prior(self) -> bool:
-        """p(z) = N(0, I), so KL(q || p) has a closed form."""
+        """p(z) = N(0, I), so KL(q || p) has a closed form for a diagonal Gaussian q."""
         return self.pseudo_inputs is None
 
     def log_prior(self, z: torch.Tensor) -> torch.Tensor:
-        """log p(z) summed over the latent dimensions, for z [..., D]."""
-        if self.standard_prior:
+        """log p(z) summed over the latent dimensions, for z [..., D]: all of p(z), whatever
+        its structure (a hierarchical model overrides this with its chain of conditionals)."""
+        return self.log_top_prior(z)
+
+    def log_top_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """log of the prior the config names (N(0, I) or the VampPrior) at z [..., D]: over
+        all of z for a one-level model, over the top latent of a hierarchical one."""
+        if self.pseudo_inputs is None:
             return log_normal_pdf(z, 0.0, 0.0)
         return log_mixture_pdf(z, *self.prior_components())
 
@@ -112,8 +174,14 @@ class LatentModel(nn.Module):
         """The VampPrior's mixture components: the posteriors of the pseudo-inputs."""
         if self._prior_cache is not None:
             return self._prior_cache
-        q = self.encode(self.pseudo_inputs())
-        return q.mean.float(), q.logvar.float()
+        mean, logvar = self.pseudo_input_posteriors(self.pseudo_inputs())
+        return mean.float(), logvar.float()
+
+    def pseudo_input_posteriors(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of the Gaussian posterior of the latent the VampPrior is
+        put on, for each pseudo-input in u."""
+        q = self.encode(u)
+        return q.mean, q.logvar
 
     @contextmanager
     def frozen_prior(self) -> Iterator[None]:
@@ -122,7 +190,7 @@ class LatentModel(nn.Module):
         k = 5000 makes a hundred thousand of them). Only an explicit promise will do: a
         fused optimizer step writes the parameters without bumping their version counters,
         so a cache cannot tell on its own that the weights changed."""
-        if self.standard_prior or self._prior_cache is not None:
+        if self.pseudo_inputs is None or self._prior_cache is not None:
             yield
             return
         with torch.no_grad():
@@ -138,7 +206,7 @@ class LatentModel(nn.Module):
             logvar = logvar.clamp(-clamp, clamp)
         return Posterior(mean, logvar)
 
-    def encode(self, x: torch.Tensor) -> Posterior:
+    def encode(self, x: torch.Tensor) -> LatentPosterior:
         raise NotImplementedError
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:

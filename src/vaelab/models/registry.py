@@ -17,6 +17,7 @@ import torch
 from vaelab.models.ae_conv import ConvAE
 from vaelab.models.base import LatentModel, ModelConfig, Posterior
 from vaelab.models.cvae import CVAE
+from vaelab.models.hvae_vamp import HvaeVamp
 from vaelab.models.iwae_mlp import IwaeMLP
 from vaelab.models.vae_conv import ConvVAE
 from vaelab.models.vae_mlp import MLPVAE
@@ -29,6 +30,7 @@ MODELS: dict[str, type[LatentModel]] = {
     "vae_conv": ConvVAE,
     "iwae_mlp": IwaeMLP,
     "vamp_mlp": VampMLP,
+    "hvae_vamp": HvaeVamp,
 }
 
 

@@ -5,10 +5,11 @@ OBJECTIVES, which names its knobs' config and the kind of model it trains.
 
 log N(z; mu, sigma^2)  = -1/2 sum_d [ (z - mu)^2 / sigma^2 + log sigma^2 + log 2 pi ]
 log p(x|z)             = -sum_pixels BCE(logits(z), x)          (Bernoulli decoder)
-KL(q(z|x) || N(0, I))  = -1/2 sum_d [ 1 + log sigma^2 - mu^2 - sigma^2 ]
+KL(q(z|x) || N(0, I))  = -1/2 sum_d [ 1 + log sigma^2 - mu^2 - sigma^2 ]   (diagonal Gaussian q)
 MC ELBO  (ref. 000)    = log p(x|z) + log p(z) - log q(z|x),    z ~ q(z|x), one sample
 analytic ELBO          = E_q[log p(x|z)] - KL,                  the expectation by one sample
-                         (with a VampPrior the KL has no closed form: log q(z|x) - log p(z)
+                         (with a VampPrior, or a posterior or prior of more than one
+                         Gaussian level, the KL has no closed form: log q(z|x) - log p(z)
                          at the same sample z, its one-sample Monte Carlo estimate)
 weighted (refs 001-3) = recon_weight * mean_pixels BCE + kl_weight * KL   (a loss)
 IWAE_k                 = log 1/k sum_i p(x, z_i) / q(z_i|x),    z_i ~ q(z|x)
@@ -25,8 +26,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from vaelab.core.knobs import Knobs
-from vaelab.models.base import LatentModel, Posterior
-from vaelab.models.densities import log_normal_pdf
+from vaelab.models.base import Draw, LatentModel, LatentPosterior, Posterior
 
 
 def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -51,21 +51,26 @@ class Terms:
     elbo: torch.Tensor | None = None
 
 
-def kl_term(model: LatentModel, q: Posterior, z: torch.Tensor) -> torch.Tensor:
-    """KL(q(z|x) || p(z)) per image: closed form under N(0, I), else its estimate at z."""
-    if model.standard_prior:
+def closed_form_kl(model: LatentModel, q: LatentPosterior) -> bool:
+    """Whether KL(q(z|x) || p(z)) has the closed form: q diagonal Gaussian, p(z) N(0, I)."""
+    return model.standard_prior and q.diagonal_gaussian
+
+
+def kl_term(model: LatentModel, q: LatentPosterior, draw: Draw) -> torch.Tensor:
+    """KL(q(z|x) || p(z)) per image: in closed form where it has one, else its one-sample
+    estimate log q(z|x) - log p(z) at the drawn z."""
+    if closed_form_kl(model, q):
         return kl_to_standard_normal(q)
-    z = z.float()
-    return log_normal_pdf(z, q.mean.float(), q.logvar.float()) - model.log_prior(z)
+    z = draw.z.float()
+    return draw.log_prob(z) - model.log_prior(z)
 
 
 def mc_elbo(model: LatentModel, x: torch.Tensor, generator: torch.Generator | None = None) -> Terms:
     """Reference 000's single-sample Monte Carlo ELBO; the loss is its negated batch mean."""
-    q = model.encode(x)
-    z = q.sample(generator)
-    logpx_z = bernoulli_log_likelihood(model.decode(z), x)
-    logpz = model.log_prior(z.float())
-    logqz_x = log_normal_pdf(z.float(), q.mean.float(), q.logvar.float())
+    draw = model.encode(x).draw(generator)
+    logpx_z = bernoulli_log_likelihood(model.decode(draw.z), x)
+    logpz = model.log_prior(draw.z.float())
+    logqz_x = draw.log_prob(draw.z.float())
     elbo = logpx_z + logpz - logqz_x
     return Terms(loss=-elbo.mean(), reconstruction=logpx_z, kl=logqz_x - logpz, elbo=elbo)
 
@@ -92,9 +97,9 @@ def analytic_elbo(
     """The ELBO with the KL in closed form (less variance than the MC estimator); the
     loss weighs the KL by `kl_weight` (beta)."""
     q = model.encode(x)
-    z = q.sample(generator)
-    logpx_z = bernoulli_log_likelihood(model.decode(z), x)
-    kl = kl_term(model, q, z)
+    draw = q.draw(generator)
+    logpx_z = bernoulli_log_likelihood(model.decode(draw.z), x)
+    kl = kl_term(model, q, draw)
     elbo = logpx_z - kl
     loss = -elbo.mean() if kl_weight == 1.0 else -(logpx_z - kl_weight * kl).mean()
     return Terms(loss=loss, reconstruction=logpx_z, kl=kl, elbo=elbo)
@@ -105,17 +110,20 @@ class IwaeKnobs(Knobs):
 
 
 def importance_samples(
-    model: LatentModel, x: torch.Tensor, q: Posterior, *, n: int, generator: torch.Generator | None
+    model: LatentModel,
+    x: torch.Tensor,
+    q: LatentPosterior,
+    *,
+    n: int,
+    generator: torch.Generator | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """n draws z_i ~ q(z|x) per image: log p(x|z_i), log p(z_i), log q(z_i|x), each [n, B]."""
-    mean = q.mean.unsqueeze(0).expand(n, *q.mean.shape)
-    logvar = q.logvar.unsqueeze(0).expand(n, *q.logvar.shape)
-    z = Posterior(mean, logvar).sample(generator)
-    logits = model.decode(z.reshape(-1, z.shape[-1]))
+    draw = q.expand(n).draw(generator)
+    logits = model.decode(draw.z.reshape(-1, draw.z.shape[-1]))
     targets = x.unsqueeze(0).expand(n, *x.shape).reshape(-1, *x.shape[1:])
     logpx_z = bernoulli_log_likelihood(logits, targets).view(n, -1)
-    z = z.float()
-    return logpx_z, model.log_prior(z), log_normal_pdf(z, mean.float(), logvar.float())
+    z = draw.z.float()
+    return logpx_z, model.log_prior(z), draw.log_prob(z)
 
 
 def iwae(
@@ -150,10 +158,10 @@ def weighted_loss(
     analytic ELBO (reference 001's 784 x BCE + KL); reference 003 uses 500 on 1024 pixels.
     """
     q = model.encode(x)
-    z = q.sample(generator)
-    logpx_z = bernoulli_log_likelihood(model.decode(z), x)
+    draw = q.draw(generator)
+    logpx_z = bernoulli_log_likelihood(model.decode(draw.z), x)
+    kl = kl_term(model, q, draw)
     pixels = x[0].numel()
-    kl = kl_term(model, q, z)
     loss = (recon_weight * (-logpx_z / pixels) + kl_weight * kl).mean()
     return Terms(loss=loss, reconstruction=logpx_z, kl=kl, elbo=logpx_z - kl)
 
