@@ -125,3 +125,13 @@ def test_the_projection_recovers_a_power_law_curves_asymptote():
     curve.iloc[:100] = -300.0
     assert projection(curve, start=101) == pytest.approx(-90.0, abs=0.05)
     assert projection(curve.iloc[:110], start=101) is None  # too few epochs to fit
+
+
+def test_the_literature_page_lists_an_experiment_not_run_yet(tmp_path):
+    from vaelab.report.summary import literature_table
+
+    keys = {"model": "hvae_vamp", "objective": "analytic_elbo", "seed": 14, "epochs": 2000}
+    table = literature_table({"hvae_vamp_static": keys}, {}, tmp_path)
+    row = table.iloc[0].to_dict()
+    assert row["experiment"] == "hvae_vamp_static" and row["epochs (kept)"] == "not run yet"
+    assert "—" in table.to_markdown(index=False) and "nan" not in table.to_markdown(index=False)

@@ -198,9 +198,16 @@ def literature_table(
     standard error, the data it used, its seed, epochs and seconds, beside the figure."""
     rows = []
     for name, keys in experiments.items():
+        reference = references.get(name)
+        if not (folder / name / "metrics.json").exists():  # `dvc repro -s` of the report alone
+            rows.append(
+                {"experiment": name, "model": keys["model"], "objective": keys["objective"]}
+                | {"seed": keys.get("seed", 0), "epochs (kept)": "not run yet"}
+                | {"published": reference.published if reference else "—"}
+            )
+            continue
         metrics = _read_json(folder / name / "metrics.json")
         iwae, protocol = metrics.get("iwae", {}), metrics.get("protocol", {})
-        reference = references.get(name)
         at_k = metrics.get("iwae_at_k", {})
         published_k = reference.k if reference and reference.k else None
         rows.append(
@@ -221,7 +228,7 @@ def literature_table(
                 "published": reference.published if reference else "—",
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).fillna("—")
 
 
 def seed_groups(experiments: dict[str, dict]) -> list[list[str]]:
@@ -293,10 +300,12 @@ def cut_short(
     reached, and where their validation curve points."""
     rows = []
     for name, keys in experiments.items():
+        curve_path = folder / name / CURVES[1]
+        if not keys.get("patience") or not (folder / name / "metrics.json").exists():
+            continue
         metrics = _read_json(folder / name / "metrics.json")
         protocol, iwae = metrics.get("protocol", {}), metrics.get("iwae")
-        curve_path = folder / name / CURVES[1]
-        if not keys.get("patience") or not iwae or not curve_path.exists():
+        if not iwae or not curve_path.exists():
             continue
         if protocol.get("epochs_run", 0) < keys["epochs"]:
             continue  # early stopping ended it: it finished as its recipe does
