@@ -103,16 +103,19 @@ def prepare(raw_dir: Path, manifest: DatasetManifest, spec: PreparedSpec, dest: 
             images = raw[f"{split}_images"][:keep]
             images = pad_to(binarize(images, spec.binarize, generator), spec.size)
             labels = raw[f"{split}_labels"][:keep]
-            torch.save(
-                {
-                    "images": images.unsqueeze(1).contiguous(),
-                    "labels": labels,
-                    "divisor": meta["divisor"],
-                    "binarize": spec.binarize,
-                    "seed": spec.seed,
-                },
-                staging / f"{split}.pt",
-            )
+            # a file object, not a path: torch's own file writer reports a full disk as a
+            # RuntimeError without errno, a Python file raises the OSError that names it
+            with open(staging / f"{split}.pt", "wb") as file:
+                torch.save(
+                    {
+                        "images": images.unsqueeze(1).contiguous(),
+                        "labels": labels,
+                        "divisor": meta["divisor"],
+                        "binarize": spec.binarize,
+                        "seed": spec.seed,
+                    },
+                    file,
+                )
             meta["counts"][split] = len(labels)
             values = torch.unique(images).tolist()
             say(
