@@ -1,16 +1,18 @@
 """A full disk, or any I/O error, is one line that says what was kept, and leaves no
-partial file; a write reaches the disk before its rename, and the rename after it."""
+partial file; a write reaches the disk before its rename, and the rename after it; under
+DVC the line says how to get back the outputs DVC removed."""
 
 from __future__ import annotations
 
 import errno
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 import torch
-from conftest import ROOT, experiment, run_env
+from conftest import BIN, ROOT, experiment, run_env
 from full_disk import PARTIAL_BYTES, FillsUp
 from test_failures import TRAIN_T, run_stage, stage_project
 
@@ -186,3 +188,82 @@ def test_a_full_disk_under_dvclive_removes_its_files_and_the_next_run_resumes(
     tables = sorted(live.rglob("*.tsv"))
     assert tables and all(len(t.read_text().splitlines()) == 3 for t in tables)  # header + 2
     assert (live / "metrics.json").stat().st_size > PARTIAL_BYTES
+
+
+# a stage as `dvc repro` runs it: its command fails in one line under user_errors
+FAILING_STAGE = """
+import pathlib, sys
+from vaelab.core.cli import user_errors
+from vaelab.core.errors import DataError
+
+@user_errors
+def main():
+    if pathlib.Path("fail").exists():
+        raise DataError("the input is bad")
+    pathlib.Path("cached.txt").write_text("cached")
+    pathlib.Path("in_git.txt").write_text("in git")
+
+try:
+    main()
+except SystemExit as exit:
+    sys.exit(exit.code)
+"""
+
+
+def test_a_stage_that_fails_under_dvc_says_how_to_restore_what_dvc_removed(tmp_path):
+    env = dict(run_env(), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+
+    def run(*command):
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+
+    (tmp_path / "stage.py").write_text(FAILING_STAGE)
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n"
+        "  make:\n"
+        f"    cmd: {sys.executable} stage.py\n"
+        "    deps: [stage.py]\n"
+        "    outs: [cached.txt, {in_git.txt: {cache: false}}]\n"
+    )
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
+    assert run("git", "init", "-q").returncode == 0
+    assert run(str(BIN / "dvc"), "init", "-q").returncode == 0
+    assert run(str(BIN / "dvc"), "repro").returncode == 0
+    assert run(*git, "add", "-A").returncode == 0
+    assert run(*git, "commit", "-qm", "recorded").returncode == 0
+
+    (tmp_path / "fail").write_text("")
+    failed = run(str(BIN / "dvc"), "repro", "--force")
+    assert failed.returncode != 0
+    command = "dvc checkout make && git checkout -- in_git.txt"
+    assert [line for line in failed.stderr.splitlines() if line.startswith("error:")] == [
+        "error: the input is bad; DVC removed the outputs of make before running it: "
+        f"`{command}` brings back the last recorded ones"
+    ]
+    assert not (tmp_path / "cached.txt").exists() and not (tmp_path / "in_git.txt").exists()
+    restored = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True)
+    assert restored.returncode == 0, restored
+    assert (tmp_path / "cached.txt").read_text() == "cached"
+    assert (tmp_path / "in_git.txt").read_text() == "in git"
+
+
+def test_outside_dvc_the_error_line_has_no_restore_hint(monkeypatch, capsys):
+    import typer
+
+    from vaelab.core.cli import user_errors
+    from vaelab.core.errors import DataError
+
+    monkeypatch.delenv("DVC_STAGE", raising=False)
+
+    @user_errors
+    def failing():
+        raise DataError("the input is bad")
+
+    # user_errors installs its own; pytest's own are put back
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(typer.Exit):
+            failing()
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    assert capsys.readouterr().err == "error: the input is bad\n"
