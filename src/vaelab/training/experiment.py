@@ -27,7 +27,7 @@ from vaelab.core.files import (
     write_error,
 )
 from vaelab.core.progress import say
-from vaelab.data.splits import Split, hold_out, load_split, read_meta
+from vaelab.data.splits import Split, hold_out, load_split, prepared_fingerprint, read_meta
 from vaelab.models.saved import save_model
 from vaelab.runtime.device import describe, resolve_device, training_precision
 from vaelab.training import distributed
@@ -102,6 +102,7 @@ def fit(
     checkpoint is no longer needed and goes). Any of the three may be left out."""
     where = f"experiments.{name}"
     meta = read_meta(data)
+    data_fingerprint = prepared_fingerprint(data) if out is not None and ranks.main else None
     train_split, eval_split = _splits(spec, data, meta, limit)
     train_x, eval_x = train_split.images.to(device), eval_split.images.to(device)
     check_batch_fits(spec, name, len(train_x))
@@ -159,6 +160,7 @@ def fit(
                     "name": name,
                     **flat,
                     "dataset": meta["dataset"],
+                    "data_fingerprint": data_fingerprint,
                     "binarize": meta["binarize"],
                     "precision": precision,
                     "classes": meta["classes"],
