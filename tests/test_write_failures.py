@@ -60,6 +60,24 @@ def test_a_folder_written_onto_a_full_disk_leaves_the_previous_one(tmp_path):
     assert (target / "meta.json").read_text() == "old"
 
 
+def test_what_a_crash_left_of_a_write_goes_with_the_next_write(tmp_path):
+    # mid-write, and set aside just before the rename, as mkstemp and mkdtemp name them
+    leftovers = [".prepared.tmp-k3j9x0aa", ".prepared.old-p1q2r3s4", ".meta.json.abcd1234.tmp"]
+    for name in leftovers[:2]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "train.pt").write_bytes(b"half")
+    (tmp_path / leftovers[2]).write_text("half")
+    (tmp_path / ".other.json.abcd1234.tmp").write_text("another file's")
+    with atomic_dir(tmp_path / "prepared") as folder:
+        (folder / "train.pt").write_bytes(b"whole")
+    write_text(tmp_path / "meta.json", "{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".other.json.abcd1234.tmp",
+        "meta.json",
+        "prepared",
+    ]
+
+
 def _recording_flushes(monkeypatch) -> list[tuple[str, int]]:
     """os.fsync and os.replace, recorded by the inode they act on."""
     events: list[tuple[str, int]] = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import shutil
 import tempfile
@@ -40,6 +41,22 @@ def remove_stale_temporaries(folder: Path) -> None:
     """Delete temporary files that a kill -9 left behind in `folder`."""
     for stale in Path(folder).glob(f".*{_TMP_SUFFIX}"):
         stale.unlink(missing_ok=True)
+
+
+def _remove_stale_copies(dest: Path) -> None:
+    """Delete what a kill -9 or a crash left of earlier writes of `dest`: a temporary file,
+    or a folder being written or set aside (for a prepared set, tens of MB)."""
+    name, random = glob.escape(dest.name), "?" * 8  # tempfile's names: 8 random characters
+    for pattern in (
+        f".{name}.{random}{_TMP_SUFFIX}",
+        f".{name}.tmp-{random}",
+        f".{name}.old-{random}",
+    ):
+        for stale in dest.parent.glob(pattern):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
 
 
 def flush_file(path: Path | str) -> None:
@@ -135,6 +152,7 @@ def atomic_path(dest: Path | str) -> Iterator[Path]:
     """
     dest = Path(dest)
     ensure_writable_dir(dest.parent)
+    _remove_stale_copies(dest)
     existed = dest.exists()
     try:
         fd, tmp_name = tempfile.mkstemp(
@@ -193,6 +211,7 @@ def atomic_dir(dest: Path | str) -> Iterator[Path]:
     """
     dest = Path(dest)
     ensure_writable_dir(dest.parent)
+    _remove_stale_copies(dest)
     existed = dest.exists()
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
