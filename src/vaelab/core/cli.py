@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -33,7 +34,9 @@ def stage_app(help_text: str) -> typer.Typer:
 
 
 def user_errors(func: Callable) -> Callable:
-    """Turn a VaelabError into one line on stderr and a non-zero exit, no traceback."""
+    """Turn a VaelabError (or an OSError that no writer caught: a full disk, say) into one
+    line on stderr and a non-zero exit, no traceback. Under `dvc repro` the line ends
+    with the command that brings back the outputs DVC removed before running the stage."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -44,12 +47,21 @@ def user_errors(func: Callable) -> Callable:
         try:
             return func(*args, **kwargs)
         except VaelabError as exc:
-            print(f"error: {exc}", file=sys.stderr, flush=True)
+            print(f"error: {exc}{restore_hint()}", file=sys.stderr, flush=True)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            print(
+                f"error: {where}{exc.strerror or exc}; check the disk and run it again"
+                f"{restore_hint()}",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise typer.Exit(VaelabError.exit_code) from None
         except KeyboardInterrupt:
             print(
                 "interrupted: nothing half-written is left; an interrupted train resumes from its "
-                "last checkpoint",
+                f"last checkpoint{restore_hint()}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -62,3 +74,42 @@ def _terminate_as_interrupt(signum, frame):
     # SIGTERM would otherwise end the process at once, skipping the temporary-file cleanup
     # that a KeyboardInterrupt runs on its way out.
     raise KeyboardInterrupt
+
+
+def restore_hint() -> str:
+    """Under `dvc repro` (which sets DVC_STAGE for the command), the end of a failed
+    stage's error line: DVC deleted the stage's outputs before running it, and this says
+    how to bring back the last recorded ones. Elsewhere, nothing."""
+    stage = os.environ.get("DVC_STAGE")
+    command = restore_command(stage, os.environ.get("DVC_ROOT")) if stage else None
+    if not command:
+        return ""
+    return (
+        f"; DVC removed the outputs of {stage} before running it: `{command}` brings back "
+        "the last recorded ones"
+    )
+
+
+def restore_command(stage: str, root: str | None) -> str | None:
+    """`dvc checkout STAGE` for its cached outputs, and `git checkout -- PATHS` for its
+    `cache: false` outputs committed to git, which `dvc checkout` does not restore; None
+    when dvc.lock records none of them (the stage never ran: nothing was lost)."""
+    try:
+        # only on this error path: DVC is slow to import, and stages never need it otherwise
+        from dvc.repo import Repo
+
+        with Repo(root) as repo:
+            (collected,) = repo.stage.collect(stage)
+            recorded = [out for out in collected.outs if out.hash_info]
+            cached = any(out.use_cache for out in recorded)
+            in_git = [
+                os.path.relpath(out.fs_path)
+                for out in recorded
+                if not out.use_cache and repo.scm.is_tracked(out.fs_path)
+            ]
+    except Exception:  # a best effort on the way out: never hide the error itself
+        return f"dvc checkout {stage}"
+    commands = [f"dvc checkout {stage}"] if cached else []
+    if in_git:
+        commands.append(f"git checkout -- {' '.join(in_git)}")
+    return " && ".join(commands) or None

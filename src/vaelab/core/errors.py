@@ -21,6 +21,22 @@ class ParamsError(VaelabError):
     """params.yaml holds a value the stages cannot use."""
 
 
+class WriteError(VaelabError):
+    """An output could not be written: a full disk, a quota, a read-only or failing disk.
+
+    Its message names the file, the cause, what was kept and what to do; the writer
+    removed its temporary file, so nothing half-written is left.
+    """
+
+    def __init__(self, path, reason: str, kept: list[str], remedy: str):
+        self.path, self.reason, self.kept, self.remedy = path, reason, list(kept), remedy
+        super().__init__("; ".join([f"cannot write {path}: {reason}", *self.kept, remedy]))
+
+    def keeping(self, note: str) -> WriteError:
+        """The same failure, saying that `note` was kept too (a checkpoint, say)."""
+        return WriteError(self.path, self.reason, [*self.kept, note], self.remedy)
+
+
 class TrainingDiverged(VaelabError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 

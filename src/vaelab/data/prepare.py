@@ -92,16 +92,19 @@ def prepare(raw_dir: Path, manifest: DatasetManifest, spec: PreparedSpec, dest: 
             keep = getattr(spec, f"{split}_limit")
             images, labels = (tensor[:keep] for tensor in raw[split])
             images = pad_to(binarize(images, spec.binarize, generator), spec.size)
-            torch.save(
-                {
-                    "images": images.unsqueeze(1).contiguous(),
-                    "labels": labels,
-                    "divisor": meta["divisor"],
-                    "binarize": spec.binarize,
-                    "seed": spec.seed,
-                },
-                staging / f"{split}.pt",
-            )
+            # a file object, not a path: torch's own file writer reports a full disk as a
+            # RuntimeError without errno, a Python file raises the OSError that names it
+            with open(staging / f"{split}.pt", "wb") as file:
+                torch.save(
+                    {
+                        "images": images.unsqueeze(1).contiguous(),
+                        "labels": labels,
+                        "divisor": meta["divisor"],
+                        "binarize": spec.binarize,
+                        "seed": spec.seed,
+                    },
+                    file,
+                )
             meta["counts"][split] = len(labels)
             values = torch.unique(images).tolist()
             say(

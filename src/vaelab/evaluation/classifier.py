@@ -163,8 +163,8 @@ def save_classifier(path, model: DigitCNN, info: dict) -> None:
         "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
         "info": info,
     }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:  # a full disk's OSError, as model.pt
+        torch.save(state, file)
 
 
 def load_classifier(path, device: torch.device | str = "cpu") -> tuple[DigitCNN, dict]:

@@ -47,8 +47,10 @@ def save_model(
         "history": history,
         "train_seconds": train_seconds,
     }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    # a file object, not a path: torch's own file writer reports a full disk as a
+    # RuntimeError without errno, a Python file raises the OSError that names it
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        torch.save(state, file)
 
 
 def load_model(path: Path, device: torch.device | str = "cpu") -> SavedModel:

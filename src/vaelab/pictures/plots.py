@@ -18,15 +18,16 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from vaelab.core.files import atomic_path  # noqa: E402
+from vaelab.core.files import atomic_path, write_bytes  # noqa: E402
 from vaelab.models.base import LatentModel  # noqa: E402
 from vaelab.models.inference import decode_probs  # noqa: E402
 from vaelab.pictures.grids import to_uint8  # noqa: E402
 
 
 def save_png(array: np.ndarray, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        iio.imwrite(tmp, array, extension=".png")
+    # encoded in memory: imageio's writer, left open by a full disk's error, would try
+    # to write the file once more when it is garbage-collected, and print a traceback
+    write_bytes(path, iio.imwrite("<bytes>", array, extension=".png"))
 
 
 def principal_axes(means: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -116,14 +117,14 @@ def epoch_gif(
         if picture.ndim == 3:
             picture = picture[..., 0]
         pictures.append(np.kron(picture, np.ones((scale, scale), dtype=picture.dtype)))
-    with atomic_path(path) as tmp:
-        iio.imwrite(
-            tmp,
-            np.stack(pictures),
-            extension=".gif",
-            duration=int(seconds_per_frame * 1000),
-            loop=0,
-        )
+    encoded = iio.imwrite(  # in memory, as save_png's
+        "<bytes>",
+        np.stack(pictures),
+        extension=".gif",
+        duration=int(seconds_per_frame * 1000),
+        loop=0,
+    )
+    write_bytes(path, encoded)
     return len(pictures)
 
 

@@ -32,10 +32,23 @@ class Checkpoint:
     def __init__(self, path: Path, key: str):
         self.path = Path(path)
         self.key = key
+        self.epoch: int | None = None  # the epoch of the checkpoint on disk, once known
 
     def save(self, state: dict) -> None:
-        with atomic_path(self.path) as tmp:
-            torch.save({"fingerprint": self.key, **state}, tmp)
+        with atomic_path(self.path) as tmp, open(tmp, "wb") as file:
+            # a file object, not a path: torch's own writer turns a full disk into a
+            # RuntimeError without errno, Python's raises the OSError that names it
+            torch.save({"fingerprint": self.key, **state}, file)
+        self.epoch = state["epoch"]
+
+    def kept(self) -> str:
+        """What a failed run leaves to resume from, for its error line."""
+        if self.epoch is None:
+            return "no checkpoint kept: the next run starts afresh"
+        return (
+            f"the checkpoint after epoch {self.epoch} ({self.path}) is kept: "
+            "the next run resumes from it"
+        )
 
     def load(self) -> dict | None:
         """The saved state, or None when there is none we may use."""
@@ -49,6 +62,7 @@ class Checkpoint:
         if state.get("fingerprint") != self.key:
             say(f"  checkpoint {self.path} is from other params, data or code; starting afresh")
             return None
+        self.epoch = state["epoch"]
         return state
 
     def remove(self) -> None:

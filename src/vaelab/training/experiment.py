@@ -11,16 +11,23 @@ writes anything.
 from __future__ import annotations
 
 import contextlib
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from vaelab.config.experiments import ExperimentSpec, load_experiment
-from vaelab.core.errors import ParamsError
-from vaelab.core.files import ensure_writable_dir, remove_stale_temporaries
+from vaelab.core.errors import ParamsError, WriteError
+from vaelab.core.files import (
+    ensure_writable_dir,
+    flush_tree,
+    io_failure,
+    remove_stale_temporaries,
+    write_error,
+)
 from vaelab.core.progress import say
-from vaelab.data.splits import Split, hold_out, load_split, read_meta
+from vaelab.data.splits import Split, hold_out, load_split, prepared_fingerprint, read_meta
 from vaelab.models.saved import save_model
 from vaelab.runtime.device import describe, resolve_device, training_precision
 from vaelab.training import distributed
@@ -95,6 +102,7 @@ def fit(
     checkpoint is no longer needed and goes). Any of the three may be left out."""
     where = f"experiments.{name}"
     meta = read_meta(data)
+    data_fingerprint = prepared_fingerprint(data) if out is not None and ranks.main else None
     train_split, eval_split = _splits(spec, data, meta, limit)
     train_x, eval_x = train_split.images.to(device), eval_split.images.to(device)
     check_batch_fits(spec, name, len(train_x))
@@ -129,27 +137,30 @@ def fit(
         resumed = distributed.broadcast(saver.load() if saver else None, ranks)
         # how many ranks trained it, also when torchrun was started by hand
         flat = {**spec.flat(), "processes": ranks.world}
-        with _dvclive(live, name, device, flat) as logger:
-            log = None
-            if ranks.main:
-                log = EpochLog(
-                    name, spec.epochs, eval_x, checkpoint=saver, live=logger, resumed=resumed
+        with _saying_what_is_kept(saver):
+            with _dvclive(live, name, device, flat) as logger:
+                log = None
+                if ranks.main:
+                    log = EpochLog(
+                        name, spec.epochs, eval_x, checkpoint=saver, live=logger, resumed=resumed
+                    )
+                state = train(
+                    spec,
+                    name,
+                    train_x,
+                    eval_x,
+                    on_epoch_end=log,
+                    resume=resumed,
+                    dynamic=train_split.dynamic,
+                    ranks=ranks,
                 )
-            state = train(
-                spec,
-                name,
-                train_x,
-                eval_x,
-                on_epoch_end=log,
-                resume=resumed,
-                dynamic=train_split.dynamic,
-                ranks=ranks,
-            )
+            # after dvclive's last write: a run that fails to log leaves no new model.pt
             if out is not None:
                 experiment = {
                     "name": name,
                     **flat,
                     "dataset": meta["dataset"],
+                    "data_fingerprint": data_fingerprint,
                     "binarize": meta["binarize"],
                     "precision": precision,
                     "classes": meta["classes"],
@@ -174,13 +185,67 @@ def _splits(spec: ExperimentSpec, data: Path, meta: dict, limit: int | None) -> 
 
 
 @contextlib.contextmanager
+def _saying_what_is_kept(saver: Checkpoint | None):
+    """A failed write of the run (the checkpoint, model.pt, dvclive's files) says which
+    checkpoint the next run resumes from."""
+    try:
+        yield
+    except WriteError as exc:
+        if saver is None:
+            raise
+        raise exc.keeping(saver.kept()) from None
+
+
+@contextlib.contextmanager
 def _dvclive(folder: Path | None, name: str, device: torch.device, flat: dict):
-    """dvclive's logger over `folder` with the run's params logged, or None without one."""
+    """dvclive's logger over `folder` with the run's params logged, or None without one.
+
+    dvclive writes its files in place, so a full disk can cut one short: after any I/O
+    failure its files go, and the next run writes them all again (it logs every epoch
+    of the checkpoint it resumes from). Once it has ended, they are flushed to the disk.
+    """
     if folder is None:
         yield None
         return
     from dvclive import Live  # here, not above: only rank 0 logs, and it is slow to import
 
-    with Live(dir=str(folder), save_dvc_exp=False, dvcyaml=None, report=None) as logger:
+    logger = None
+    try:
+        logger = Live(dir=str(folder), save_dvc_exp=False, dvcyaml=None, report=None)
         logger.log_params({"experiment": name, "device": device.type, **flat})
         yield logger
+        logger.end()
+        flush_tree(folder)
+    except BaseException as exc:
+        if isinstance(exc, WriteError):  # the checkpoint's: the disk is full for dvclive too
+            _remove_dvclive_files(folder)
+            raise exc.keeping(f"dvclive's files in {folder} removed") from None
+        cause = io_failure(exc)
+        if cause is None:
+            # an interrupt or a diverged loss: every epoch logged so far stays readable,
+            # unless the disk cannot take dvclive's last summary either
+            if not _ended(logger):
+                _remove_dvclive_files(folder)
+            raise
+        _remove_dvclive_files(folder)
+        kept = [f"dvclive's files in {folder} removed, no partial file left"]
+        raise write_error(folder, cause, kept) from None
+
+
+def _ended(logger) -> bool:
+    """End dvclive's run on the way out of a failure; False if it could not write."""
+    if logger is None:
+        return True
+    try:
+        logger.end()
+    except OSError:  # the failure on its way out says what happened; this would hide it
+        return False
+    return True
+
+
+def _remove_dvclive_files(folder: Path) -> None:
+    """Everything dvclive writes under `folder` (as its own cleanup at the start of a run
+    removes), and nothing else that may live there."""
+    shutil.rmtree(folder / "plots", ignore_errors=True)
+    for name in ("metrics.json", "params.yaml"):
+        (folder / name).unlink(missing_ok=True)
