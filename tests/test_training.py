@@ -108,6 +108,7 @@ def test_checkpoint_fingerprint_follows_params_data_and_code(prepared_data, tmp_
     base = fingerprint(experiment(), meta, None)
     assert fingerprint(experiment(), meta, None) == base
     assert fingerprint(experiment(lr=2e-3), meta, None) != base
+    assert fingerprint(experiment(epochs=7), meta, None) == base  # the ceiling may move
     assert fingerprint(experiment(), {**meta, "seed": 1}, None) != base
     assert fingerprint(experiment(), meta, 100) != base
     # a copy of the library with one changed source file
@@ -124,6 +125,20 @@ def test_checkpoint_fingerprint_follows_params_data_and_code(prepared_data, tmp_
     edited = source / "training" / "loop.py"
     edited.write_text(edited.read_text() + "\n# edited\n")
     assert fingerprint(experiment(), meta, None) != base
+
+
+def test_a_run_resumed_with_more_epochs_is_the_longer_run(prepared_data, tmp_path):
+    # with a schedule and a warm-up, whose state at the cut must carry on unchanged
+    keys = dict(batch_size=64, lr_milestones=[2], lr_gamma=0.5)
+    keys.update(objective="analytic_elbo", warmup_epochs=3)
+    data, ckpt = prepared_data / "binary28", tmp_path / "ckpt.pt"
+    reference = fit(experiment(epochs=3, **keys), data)
+    fit(experiment(epochs=2, **keys), data, ckpt)
+    longer = fit(experiment(epochs=3, **keys), data, ckpt)
+    assert longer.resumed_from == 2
+    assert _same_weights(_state(longer), _state(reference))
+    with pytest.raises(ParamsError, match=r"epochs = 1 is below the 3 epochs its checkpoint"):
+        fit(experiment(epochs=1, **keys), data, ckpt)
 
 
 def test_checkpoint_from_other_params_is_ignored(prepared_data, tmp_path):

@@ -21,8 +21,11 @@ _SOURCE_DIR = Path(__file__).parents[1]  # the whole library: any of it may chan
 
 
 def fingerprint(spec: ExperimentSpec, meta: dict, limit: int | None) -> str:
-    """Changes whenever a resumed run could differ from an uninterrupted one."""
-    digest = hashlib.sha256(json.dumps([spec.flat(), meta, limit], sort_keys=True).encode())
+    """Changes whenever a resumed run could differ from an uninterrupted one. The epoch
+    ceiling is left out: no epoch depends on how many come after it, so a run resumed with
+    more epochs (or ended at the epoch it reached) is the run asked for that many."""
+    keys = {key: value for key, value in spec.flat().items() if key != "epochs"}
+    digest = hashlib.sha256(json.dumps([keys, meta, limit], sort_keys=True).encode())
     for source in sorted(_SOURCE_DIR.rglob("*.py")):
         digest.update(source.read_bytes())
     return digest.hexdigest()

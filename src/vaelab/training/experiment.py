@@ -135,6 +135,12 @@ def fit(
         )
         # the other ranks may sit on nodes that cannot see the file: rank 0 sends it
         resumed = distributed.broadcast(saver.load() if saver else None, ranks)
+        if resumed is not None and resumed["epoch"] > spec.epochs:
+            raise ParamsError(
+                f"{where}.epochs = {spec.epochs} is below the {resumed['epoch']} epochs its "
+                f"checkpoint {checkpoint} has run: set epochs to at least {resumed['epoch']} "
+                "to resume it, or delete the checkpoint to start over"
+            )
         # how many ranks trained it, also when torchrun was started by hand
         flat = {**spec.flat(), "processes": ranks.world}
         with _saying_what_is_kept(saver):
