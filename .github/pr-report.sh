@@ -32,9 +32,9 @@ run_profile "$head_rev" "$head_name"
 git checkout --quiet --detach "$head_rev"
 
 {
-  echo "## vaelab pipeline: this change against $(git rev-parse --short "$base_rev")"
+  echo "## The change still runs end to end: the \`$profile\` profile rerun against $(git rev-parse --short "$base_rev")"
   echo
-  echo "Both sides ran the \`$profile\` profile (\`python -m vaelab.tools.profiles $profile\`): small"
+  echo "Apart from the committed results above: both sides ran the \`$profile\` profile (\`python -m vaelab.tools.profiles $profile\`): small"
   echo "data subsets and few epochs, so compare the two columns with each other, not with the"
   echo "references' published figures."
   echo

@@ -1,6 +1,7 @@
 """The whole pipeline, end to end, on a tiny profile in a throwaway git repository."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -530,3 +531,98 @@ def test_literature_track_runs_from_its_own_pipeline_file(pipeline):
     assert "| vamp_static " in page.split("## Runs cut short")[1]
     # the default pipeline is untouched by the literature run
     assert json.loads(dvc(["status", "--json"], project, env).stdout) == {}
+
+
+def screenshot(page: Path, png: Path) -> None:
+    """The page as headless Chromium draws it (Debian's `chromium` package)."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "headless Chromium is needed to look at the review: apt-get install chromium"
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1280,2400",
+            f"--screenshot={png}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+
+
+def test_the_review_of_a_latent_change_shows_it_and_nothing_else(pipeline):
+    """What a reviewer reads of branch `try` against main: from the committed results."""
+    from vaelab.report.review import HEAD_COLOUR, write_review
+
+    project, env, _ = pipeline
+    git("checkout", "-q", "-b", "try", cwd=project)
+    run = ["exp", "run", "-S", "experiments.cvae.latent_dim=3"]
+    dvc([*run, "train@cvae", "evaluate@cvae", "render@cvae"], project, env)
+    git_commit(project, "cvae latent 3")
+    out = project / "review"
+    review = write_review("main", "HEAD", out, root=project, artifact_url="https://ci.invalid/run")
+    page = (out / "review.md").read_text()
+
+    assert review.params.to_dict("records") == [
+        {"file": "params.yaml", "param": "experiments.cvae.latent_dim", "main": "2", "HEAD": "3"}
+    ]
+    cvae = f"{FOLDER}/cvae"
+    assert set(review.metrics["metrics file"]) == {
+        f"{cvae}/metrics.json",
+        f"{cvae}/train/metrics.json",
+    }
+    before = json.loads(git("show", f"main:{cvae}/metrics.json", cwd=project).stdout)
+    after = json.loads((project / cvae / "metrics.json").read_text())
+    moved = after["elbo"]["mc_1sample_nats"] - before["elbo"]["mc_1sample_nats"]
+    row = review.metrics.set_index("metric").loc["elbo.mc_1sample_nats"]
+    assert row["change"][0] == ("+" if moved > 0 else "-")
+    assert float(row["change"]) == pytest.approx(moved, rel=1e-3)
+    assert "-156.50" in row["published"]  # the tutorial's figure beside our measure of it
+    assert review.metrics.set_index("metric").loc["latent.dims", "change"] == "+1"
+    assert list(review.series) == [f"{cvae}/train"]
+    assert f"{cvae}/train/plots/metrics/test/elbo_mc.tsv" in review.series[f"{cvae}/train"]
+    assert review.pictures and all(p.startswith(f"{cvae}/") for p in review.pictures)
+    assert f"{cvae}/manifold_quantiles.png" in review.pictures and not review.missing
+    for other in set(EXPERIMENTS) - {"cvae"}:
+        assert f"/{other}/" not in page, other
+
+    linked = re.findall(r"\]\(([^)]+\.png)\)", page)
+    assert len(linked) == 1 + 2 * len(review.pictures)
+    for name in linked:
+        assert iio.imread(out / name).ndim >= 2
+    comment = (out / "comment.md").read_text()
+    assert "![" not in comment and comment.count("](https://ci.invalid/run)") == len(linked)
+
+    # the self-contained page as a browser shows it: the head's curves in their own blue
+    screenshot(out / "review.html", project / "shot.png")
+    pixels = iio.imread(project / "shot.png")[..., :3].astype(int)
+    colour = tuple(int(HEAD_COLOUR[i : i + 2], 16) for i in (1, 3, 5))
+    blue = (abs(pixels - colour).sum(axis=-1) < 40).sum()
+    assert blue > 100, blue  # none without the charts
+
+    # a base picture that neither the cache nor a remote holds is named, not fatal
+    md5 = next(
+        out["md5"]
+        for stage in yaml.safe_load(git("show", "main:dvc.lock", cwd=project).stdout)[
+            "stages"
+        ].values()
+        for out in stage.get("outs", [])
+        if out["path"] == f"{cvae}/samples.png"
+    )
+    (project / ".dvc/cache/files/md5" / md5[:2] / md5[2:]).unlink()
+    again = write_review("main", "HEAD", out, root=project)
+    assert [m.split(" at ")[0] for m in again.missing] == [f"{cvae}/samples.png"]
+    assert f"not shown: {cvae}/samples.png at main" in (out / "review.md").read_text()
+
+    bad = subprocess.run(
+        [sys.executable, "-m", "vaelab.report.review", "no-such-branch"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+    assert "'no-such-branch' names no commit" in bad.stderr
