@@ -193,6 +193,37 @@ def test_the_classifier_trains_in_bf16_only_where_amp_says_and_keeps_fp32_weight
     assert fp32["conv2.weight"].dtype == torch.float32
 
 
+def _translated(image: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """`image` [1, H, W] moved down by dy and right by dx, zeros where nothing moved in."""
+    out = torch.zeros_like(image)
+    h, w = image.shape[-2:]
+    out[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = image[
+        :, max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    ]
+    return out
+
+
+def test_training_shifts_move_each_image_by_its_own_draw_within_the_bound():
+    from vaelab.evaluation.classifier import shifted
+
+    images = torch.rand(64, 1, 8, 8) + 0.1  # no zero pixel, so every shift is visible
+    moved = shifted(images, 2, torch.Generator().manual_seed(0))
+    offsets = []
+    for image, out in zip(images, moved, strict=True):
+        found = [
+            (dy, dx)
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)
+            if torch.equal(out, _translated(image, dy, dx))
+        ]
+        assert len(found) == 1, found
+        offsets += found
+    assert len(set(offsets)) > 12  # a draw per image, not one for the batch
+    again = shifted(images, 2, torch.Generator().manual_seed(0))
+    assert torch.equal(again, moved)  # seeded
+    assert shifted(images, 0, torch.Generator()) is images
+
+
 def test_the_report_takes_its_samplers_from_what_each_experiment_scored(tmp_path):
     """A sampler added to SAMPLERS reaches the report with no list to edit there."""
     scored = {"fid": 12.5, "class_entropy_nats": 2.1, "mean_confidence": 0.9}

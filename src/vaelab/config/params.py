@@ -81,6 +81,7 @@ class ClassifierSpec(Knobs):
     lr: float = Field(gt=0)
     seed: int = 0
     amp: Amp = "auto"  # its training only: the features that score samples stay fp32
+    shift: int = Field(default=0, ge=0)  # pixels a training image may move each way; 0: none
 
 
 class SamplesSpec(Knobs):
