@@ -47,13 +47,8 @@ def main(
                     train.images,
                     train.labels,
                     classes=len(meta["classes"]),
-                    epochs=knobs.epochs,
-                    batch_size=knobs.batch_size,
-                    lr=knobs.lr,
-                    seed=seed,
+                    knobs=knobs.model_copy(update={"seed": seed, "shift": shift}),
                     device=device,
-                    amp=knobs.amp,
-                    shift=shift,
                 )
                 seconds = time.perf_counter() - started
                 score = accuracy(model, test.images, test.labels)

@@ -209,3 +209,47 @@ def benchmark_module(name: str):
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+# How the two xdist workers share the suite (`--dist loadgroup`). A module's tests stay on
+# one worker, so its module-scoped fixtures are built once; a module that sets
+# `SPREAD_OVER_WORKERS = True` builds its costly fixture once for both workers
+# (`built_once`), so its tests go one by one to whichever worker is free. Its first test
+# comes first and the other modules follow, so one worker builds that fixture while the
+# other runs the unit tests; its long tests then share the two workers at the end.
+def pytest_collection_modifyitems(config, items):
+    spread, grouped = [], []
+    for item in items:
+        module = item.module
+        if getattr(module, "SPREAD_OVER_WORKERS", False):
+            spread.append(item)
+            continue
+        if not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(module.__name__))
+        grouped.append(item)
+    items[:] = spread[:1] + grouped + spread[1:]
+
+
+def built_once(tmp_path_factory, name: str, build):
+    """`build(folder) -> dict` run by one xdist worker into a folder every worker sees (the
+    session's shared temporary root); the others wait for it and get the same dict. Without
+    xdist it simply runs. A failed build leaves no record, so the next asker builds again."""
+    import fcntl
+    import json
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return build(tmp_path_factory.mktemp(name))
+    folder = tmp_path_factory.getbasetemp().parent / name
+    folder.mkdir(exist_ok=True)
+    record = folder / "built.json"
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not record.exists():
+            tree = folder / "tree"
+            if tree.exists():
+                import shutil
+
+                shutil.rmtree(tree)  # what a failed build left
+            tree.mkdir()
+            record.write_text(json.dumps(build(tree)))
+        return json.loads(record.read_text())

@@ -12,9 +12,11 @@ import imageio.v3 as iio
 import pandas as pd
 import pytest
 import yaml
-from conftest import BIN, ROOT, dvc, git_commit, offline_project, stages_run
+from conftest import BIN, ROOT, built_once, dvc, git_commit, offline_project, stages_run
 
 pytestmark = pytest.mark.slow
+# the template below is built once for both workers; its tests then run wherever one is free
+SPREAD_OVER_WORKERS = True
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 EXPERIMENTS = tuple(PARAMS["experiments"])
@@ -22,13 +24,26 @@ PREPARED = tuple(PARAMS["data"]["prepared"])
 FOLDER = "reports/experiments"
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory, real_mnist_mirror):
-    """The tiny-profile project after one full `dvc repro`, committed; never changed."""
-    project, env = offline_project(tmp_path_factory.mktemp("e2e"), real_mnist_mirror)
+def build_template(folder: Path, mirror: Path) -> dict:
+    project, env = offline_project(folder, mirror)
     first = dvc(["repro"], project, env)
     git_commit(project, "first run")
-    return project, env, first
+    return {"project": str(project), "env": env, "stdout": first.stdout, "stderr": first.stderr}
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory, real_mnist_mirror):
+    """The tiny-profile project after one full `dvc repro`, committed; never changed. Each
+    worker gets its own copy of the one build, as dvc writes into a project it reads."""
+    built = built_once(
+        tmp_path_factory,
+        "pipeline-template",
+        lambda folder: build_template(folder, real_mnist_mirror),
+    )
+    project = tmp_path_factory.mktemp("e2e") / "project"
+    shutil.copytree(built["project"], project, symlinks=True)
+    first = subprocess.CompletedProcess(["dvc", "repro"], 0, built["stdout"], built["stderr"])
+    return project, built["env"], first
 
 
 @pytest.fixture
@@ -255,6 +270,7 @@ def clone(origin: Path, dest: Path, env: dict, pull: bool = True) -> Path:
     return dest
 
 
+@pytest.mark.xdist_group("shared-remote")  # one build of `shared`
 def test_a_fresh_clone_pulls_the_run_and_is_up_to_date(shared, tmp_path):
     from vaelab.models.saved import load_model
 
@@ -268,6 +284,7 @@ def test_a_fresh_clone_pulls_the_run_and_is_up_to_date(shared, tmp_path):
     assert (project / "reports/experiments/cvae/samples.png").stat().st_size > 0
 
 
+@pytest.mark.xdist_group("shared-remote")  # one build of `shared`
 def test_a_registered_model_artifact_is_fetched_and_loaded(shared, tmp_path):
     """`gto register` versions it; `dvc artifacts get` fetches it by name from git and the
     DVC remote; `load_model` rebuilds it from its own config."""
@@ -372,6 +389,7 @@ def test_queued_sweep_shows_each_experiment(pipeline):
     assert_latent_sweep(experiments_shown(project, env), (5, 6))
 
 
+@pytest.mark.xdist_group("shared-remote")  # one build of `shared`
 def test_a_sweep_split_over_two_machines_meets_in_a_third_clone(shared, tmp_path):
     """Two machines each queue and run their share of a latent-size sweep at the same time
     and `dvc exp push`; a third clone `dvc exp pull`s both, sees their metrics in
@@ -433,6 +451,7 @@ def tree_digest(*folders: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.xdist_group("shared-remote")  # one build of `shared`
 def test_a_push_to_an_unreachable_remote_is_one_line_and_changes_nothing(shared, tmp_path):
     origin, env, _ = shared
     project = clone(origin, tmp_path / "clone", env)

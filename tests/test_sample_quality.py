@@ -161,6 +161,7 @@ def test_a_loaded_classifier_runs_channels_last_and_predicts_as_saved(tmp_path):
 
 
 def test_the_classifier_trains_in_bf16_only_where_amp_says_and_keeps_fp32_weights(monkeypatch):
+    from vaelab.config.params import ClassifierSpec
     from vaelab.evaluation.classifier import train_classifier
 
     generator = torch.Generator().manual_seed(0)
@@ -168,16 +169,9 @@ def test_the_classifier_trains_in_bf16_only_where_amp_says_and_keeps_fp32_weight
     labels = torch.randint(0, 10, (96,), generator=generator)
 
     def trained(amp):
+        knobs = ClassifierSpec(epochs=1, batch_size=32, lr=1e-3, seed=0, amp=amp)
         model = train_classifier(
-            images,
-            labels,
-            classes=10,
-            epochs=1,
-            batch_size=32,
-            lr=1e-3,
-            seed=0,
-            device=torch.device("cpu"),
-            amp=amp,
+            images, labels, classes=10, knobs=knobs, device=torch.device("cpu")
         )
         return model.state_dict()
 

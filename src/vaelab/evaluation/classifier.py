@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from vaelab.config.params import load_params
+from vaelab.config.params import ClassifierSpec, load_params
 from vaelab.core.errors import DataError
 from vaelab.core.files import atomic_path, write_text
 from vaelab.core.progress import say
@@ -71,29 +71,27 @@ def train_classifier(
     labels: torch.Tensor,
     *,
     classes: int,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    seed: int,
+    knobs: ClassifierSpec,
     device: torch.device,
-    amp: bool | str = False,
-    shift: int = 0,
 ) -> DigitCNN:
     """Adam on cross-entropy with a cosine-decaying rate, shuffled by a seeded generator,
-    each batch moved by up to `shift` pixels; comes back in eval mode, its weights fp32
-    whatever `amp` (true, false or "auto") trained it in. The decay to zero lifts five
+    each batch moved by up to `knobs.shift` pixels; comes back in eval mode, its weights
+    fp32 whatever `knobs.amp` (true, false or "auto") trained it in. The decay to zero lifts five
     epochs to about 99%; `shift: 2` keeps every seed at or above it
     (benchmarks/classifier_accuracy.py measures it)."""
+    epochs, batch_size, seed, shift = knobs.epochs, knobs.batch_size, knobs.seed, knobs.shift
     torch.manual_seed(seed)
     # NHWC weights: oneDNN's (and cuDNN's) fastest convolution kernels, the same function
     model = DigitCNN(images.shape[-1], classes).to(device, memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=knobs.lr)
     steps = epochs * -(-len(images) // batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     generator = torch.Generator().manual_seed(seed)
     # Unlike the batch-32 VAE steps, its batch-128 convolutions are compute-bound, where
     # native bf16 dot products double the rate (docs/training-speed.md).
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=uses_bf16(amp, device))
+    autocast = torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=uses_bf16(knobs.amp, device)
+    )
     model.train()
     for _ in range(epochs):
         order = torch.randperm(len(images), generator=generator)
@@ -128,16 +126,7 @@ def train_and_save_classifier(
     )
     started = time.perf_counter()
     model = train_classifier(
-        train.images,
-        train.labels,
-        classes=len(meta["classes"]),
-        epochs=knobs.epochs,
-        batch_size=knobs.batch_size,
-        lr=knobs.lr,
-        seed=knobs.seed,
-        device=device,
-        amp=knobs.amp,
-        shift=knobs.shift,
+        train.images, train.labels, classes=len(meta["classes"]), knobs=knobs, device=device
     )
     seconds = time.perf_counter() - started
     result = {
