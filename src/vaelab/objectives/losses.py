@@ -205,15 +205,18 @@ def mean_terms(
     *,
     batch_size: int = 1000,
     seed: int = 0,
+    labels: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """Per-image means of an objective's terms over `images`, with fixed noise."""
+    """Per-image means of an objective's terms over `images` (of class `labels`, which a
+    class-conditional model is given), with fixed noise."""
     was_training = model.training
     model.eval()
     generator = torch.Generator(device=images.device).manual_seed(seed)
     sums: dict[str, torch.Tensor] = {}
     for start in range(0, len(images), batch_size):
         x = images[start : start + batch_size]
-        terms = objective(model, x, generator)
+        y = None if labels is None else labels[start : start + batch_size].to(x.device)
+        terms = objective(model.given(y), x, generator)
         batch = {"loss": terms.loss * len(x), "reconstruction": terms.reconstruction.sum()}
         if terms.kl is not None:
             batch["kl"] = terms.kl.sum()

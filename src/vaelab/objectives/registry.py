@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from vaelab.core.knobs import Knobs
+from vaelab.models.base import LatentModel
 from vaelab.objectives.losses import (
     ElboKnobs,
     IwaeKnobs,
@@ -43,6 +44,17 @@ class Objective:
     function: Callable[..., Terms]
     Knobs: type[Knobs] = NoKnobs
     variational: bool = True  # trains a posterior q(z|x); False: a plain autoencoder
+    discrete: bool = False  # trains a codebook (a DiscreteCodes model's `quantise`)
+    matches_prior: bool = False  # matches an autoencoder's codes to N(0, I)
+
+    def trains(self, model: type[LatentModel]) -> bool:
+        """Whether it trains this kind of model: variational or not, a codebook or not, an
+        autoencoder's codes matched to the prior or not."""
+        return (
+            self.variational == model.variational
+            and self.discrete == model.discrete
+            and self.matches_prior == model.matched_to_prior
+        )
 
 
 OBJECTIVES: dict[str, Objective] = {
