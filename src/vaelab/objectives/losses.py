@@ -13,6 +13,7 @@ analytic ELBO          = E_q[log p(x|z)] - KL,                  the expectation 
                          at the same sample z, its one-sample Monte Carlo estimate)
 weighted (refs 001-3) = recon_weight * mean_pixels BCE + kl_weight * KL   (a loss)
 IWAE_k                 = log 1/k sum_i p(x, z_i) / q(z_i|x),    z_i ~ q(z|x)
+VQ-VAE (a loss)        = -log p(x|z_q) + ||sg[z_e] - e||^2 + beta ||z_e - sg[e]||^2
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from vaelab.core.knobs import Knobs
-from vaelab.models.base import Draw, LatentModel, LatentPosterior, Posterior
+from vaelab.models.base import DiscreteCodes, Draw, LatentModel, LatentPosterior, Posterior
 
 
 def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -164,6 +165,30 @@ def weighted_loss(
     pixels = x[0].numel()
     loss = (recon_weight * (-logpx_z / pixels) + kl_weight * kl).mean()
     return Terms(loss=loss, reconstruction=logpx_z, kl=kl, elbo=logpx_z - kl)
+
+
+class VqKnobs(Knobs):
+    # beta: the weight of the commitment loss that keeps z_e near its code (the paper's 0.25)
+    commitment_weight: float = Field(default=0.25, ge=0)
+
+
+def vq_loss(
+    model: DiscreteCodes,
+    x: torch.Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    commitment_weight: float,
+) -> Terms:
+    """van den Oord et al. 2017: the reconstruction through z_q with the straight-through
+    gradient, the codebook loss that moves each chosen code towards its encodings (no
+    gradient when the codebook learns by moving averages) and the commitment loss, each
+    summed over a code's positions and dimensions."""
+    q = model.quantise(x)
+    logpx_z = bernoulli_log_likelihood(model.decode(q.straight_through), x)
+    codebook = ((q.encoded.detach() - q.chosen).float() ** 2).sum((1, 2))
+    commitment = ((q.encoded - q.chosen.detach()).float() ** 2).sum((1, 2))
+    loss = (-logpx_z + codebook + commitment_weight * commitment).mean()
+    return Terms(loss=loss, reconstruction=logpx_z)
 
 
 def autoencoder_bce(

@@ -14,11 +14,13 @@ from vaelab.objectives.losses import (
     ElboKnobs,
     IwaeKnobs,
     Terms,
+    VqKnobs,
     WeightedKnobs,
     analytic_elbo,
     autoencoder_bce,
     iwae,
     mc_elbo,
+    vq_loss,
     weighted_loss,
 )
 
@@ -63,6 +65,7 @@ OBJECTIVES: dict[str, Objective] = {
     "iwae": Objective(iwae, IwaeKnobs),
     "weighted": Objective(weighted_loss, WeightedKnobs),
     "bce": Objective(autoencoder_bce, variational=False),
+    "vq": Objective(vq_loss, VqKnobs, variational=False, discrete=True),
 }
 
 
