@@ -22,6 +22,7 @@ from vaelab.models.iwae_mlp import IwaeMLP
 from vaelab.models.vae_conv import ConvVAE
 from vaelab.models.vae_mlp import MLPVAE
 from vaelab.models.vamp_mlp import VampMLP
+from vaelab.models.vqvae import VqVae
 
 MODELS: dict[str, type[LatentModel]] = {
     "cvae": CVAE,
@@ -31,6 +32,7 @@ MODELS: dict[str, type[LatentModel]] = {
     "iwae_mlp": IwaeMLP,
     "vamp_mlp": VampMLP,
     "hvae_vamp": HvaeVamp,
+    "vqvae": VqVae,
 }
 
 
