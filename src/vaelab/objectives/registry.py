@@ -15,12 +15,14 @@ from vaelab.objectives.losses import (
     IwaeKnobs,
     Terms,
     VqKnobs,
+    WaeKnobs,
     WeightedKnobs,
     analytic_elbo,
     autoencoder_bce,
     iwae,
     mc_elbo,
     vq_loss,
+    wae_mmd,
     weighted_loss,
 )
 
@@ -66,6 +68,7 @@ OBJECTIVES: dict[str, Objective] = {
     "weighted": Objective(weighted_loss, WeightedKnobs),
     "bce": Objective(autoencoder_bce, variational=False),
     "vq": Objective(vq_loss, VqKnobs, variational=False, discrete=True),
+    "wae_mmd": Objective(wae_mmd, WaeKnobs, variational=False, matches_prior=True),
 }
 
 
