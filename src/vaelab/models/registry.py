@@ -23,6 +23,7 @@ from vaelab.models.vae_conv import ConvVAE
 from vaelab.models.vae_mlp import MLPVAE
 from vaelab.models.vamp_mlp import VampMLP
 from vaelab.models.vqvae import VqVae
+from vaelab.models.wae_mlp import WaeMLP
 
 MODELS: dict[str, type[LatentModel]] = {
     "cvae": CVAE,
@@ -33,6 +34,7 @@ MODELS: dict[str, type[LatentModel]] = {
     "vamp_mlp": VampMLP,
     "hvae_vamp": HvaeVamp,
     "vqvae": VqVae,
+    "wae_mlp": WaeMLP,
 }
 
 
