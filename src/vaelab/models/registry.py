@@ -18,6 +18,7 @@ from vaelab.models.ae_conv import ConvAE
 from vaelab.models.base import LatentModel, ModelConfig, Posterior
 from vaelab.models.cvae import CVAE
 from vaelab.models.hvae_vamp import HvaeVamp
+from vaelab.models.iaf_mlp import IafMLP
 from vaelab.models.iwae_mlp import IwaeMLP
 from vaelab.models.vae_conv import ConvVAE
 from vaelab.models.vae_mlp import MLPVAE
@@ -35,6 +36,7 @@ MODELS: dict[str, type[LatentModel]] = {
     "hvae_vamp": HvaeVamp,
     "vqvae": VqVae,
     "wae_mlp": WaeMLP,
+    "iaf_mlp": IafMLP,
 }
 
 
