@@ -16,6 +16,7 @@ import torch
 
 from vaelab.models.ae_conv import ConvAE
 from vaelab.models.base import LatentModel, ModelConfig, Posterior
+from vaelab.models.cond_vae_mlp import CondVaeMLP
 from vaelab.models.cvae import CVAE
 from vaelab.models.hvae_vamp import HvaeVamp
 from vaelab.models.iaf_mlp import IafMLP
@@ -37,6 +38,7 @@ MODELS: dict[str, type[LatentModel]] = {
     "vqvae": VqVae,
     "wae_mlp": WaeMLP,
     "iaf_mlp": IafMLP,
+    "cond_vae_mlp": CondVaeMLP,
 }
 
 
