@@ -175,7 +175,8 @@ def test_misspelt_key_suggests_the_right_one():
             128,
             "experiments.cvae.hidden_dim: not used by model 'cvae' (takes latent_dim, "
             "logvar_clamp, prior, pseudo_inputs) nor objective 'mc_elbo' (takes nothing); it is "
-            "a key of model 'vae_mlp', 'iwae_mlp', 'vamp_mlp', 'hvae_vamp'",
+            "a key of model "
+            + ", ".join(repr(n) for n in MODELS if "hidden_dim" in MODELS[n].Config.keys()),
         ),
         (
             "experiments.cvae.recon_weight",
@@ -188,8 +189,8 @@ def test_misspelt_key_suggests_the_right_one():
             "experiments.ae_conv.logvar_clamp",
             5.0,
             "experiments.ae_conv.logvar_clamp: not used by model 'ae_conv' (takes latent_dim) nor "
-            "objective 'bce' (takes nothing); it is a key of model 'cvae', 'vae_mlp', 'vae_conv', "
-            "'iwae_mlp', 'vamp_mlp', 'hvae_vamp'",
+            "objective 'bce' (takes nothing); it is a key of model "
+            + ", ".join(repr(n) for n in MODELS if "logvar_clamp" in MODELS[n].Config.keys()),
         ),
         (  # a recipe knob: the KL warm-up belongs to the analytic ELBO, not the MC one
             "experiments.cvae.warmup_epochs",

@@ -69,7 +69,7 @@ def test_every_sampler_returns_the_shape_and_count_asked(fitted, name):
 def test_box_samples_stay_in_the_codes_box_and_an_autoencoder_has_no_prior(fitted):
     z = fitted["box"].sample(500, 0).numpy()
     assert (z >= CODES.min(0) - 1e-6).all() and (z <= CODES.max(0) + 1e-6).all()
-    assert samplers_for(variational=False) == ("box", "mixture")
+    assert samplers_for(prior=False) == ("box", "mixture")
 
 
 def test_mixture_samples_follow_the_codes(fitted):

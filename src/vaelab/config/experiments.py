@@ -123,8 +123,8 @@ def parse_experiment(
             objective.Knobs, {k: v for k, v in raw.items() if k in objective_keys}, where
         ),
     )
-    if model.variational != objective.variational:
-        fitting = [name for name, o in OBJECTIVES.items() if o.variational == model.variational]
+    if not objective.trains(model):
+        fitting = [name for name, o in OBJECTIVES.items() if o.trains(model)]
         raise ParamsError(
             f"{where}.objective = {objective_name!r} is invalid for model {model_name!r}: "
             f"allowed values are {', '.join(fitting)}"

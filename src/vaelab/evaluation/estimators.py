@@ -11,12 +11,13 @@ import torch
 
 from vaelab.core.files import write_text
 from vaelab.core.progress import bar, say
-from vaelab.models.base import LatentModel
+from vaelab.models.base import DiscreteCodes, LatentModel
 from vaelab.models.inference import posterior_means
 from vaelab.models.saved import SavedModel
 from vaelab.objectives.losses import (
     analytic_elbo,
     bernoulli_log_likelihood,
+    closed_form_kl,
     iwae_bound,
     mc_elbo,
     mean_terms,
@@ -25,18 +26,32 @@ from vaelab.runtime.device import describe
 from vaelab.runtime.trained import load_trained
 
 ACTIVE_UNIT_THRESHOLD = 0.01
+# what metrics.json says in place of the bounds of a model that has no q(z|x) density
+NOT_DEFINED = (
+    "not defined: the encoder gives a code, not a density q(z|x), so there is no ELBO "
+    "and no importance-weighted bound"
+)
+
+
+def _given(model: LatentModel, labels: torch.Tensor | None, start: int, stop: int, device):
+    """The model for rows [start, stop) of a split: given their labels, if it is conditional."""
+    return model.given(None if labels is None else labels[start:stop].to(device))
 
 
 @torch.inference_mode()
 def reconstruction_errors(
-    model: LatentModel, images: torch.Tensor, batch_size: int = 1000
+    model: LatentModel,
+    images: torch.Tensor,
+    batch_size: int = 1000,
+    labels: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """Per-pixel BCE and MSE of the decoded posterior mean, averaged over the split."""
     model.eval()
     bce = mse = torch.zeros((), dtype=torch.float64, device=images.device)
     for start in range(0, len(images), batch_size):
         x = images[start : start + batch_size]
-        logits = model.decode(model.encode(x).mean).float()
+        given = _given(model, labels, start, start + batch_size, x.device)
+        logits = given.decode(given.encode(x).mean).float()
         bce = bce - bernoulli_log_likelihood(logits, x).double().sum()
         mse = mse + ((torch.sigmoid(logits) - x) ** 2).sum().double()
     pixels = images.numel()
@@ -44,8 +59,39 @@ def reconstruction_errors(
 
 
 @torch.inference_mode()
+def codebook_usage(
+    model: DiscreteCodes, images: torch.Tensor, batch_size: int = 1000
+) -> dict[str, float | int]:
+    """How a codebook is used on `images`: the perplexity exp(H) of the codes' histogram
+    over every position of every image (the codebook size when all codes are equally
+    used, 1 when one code only) and the dead codes, which no position of any image uses."""
+    model.eval()
+    counts = torch.zeros(model.codebook_size, dtype=torch.float64, device=images.device)
+    positions = 0
+    for start in range(0, len(images), batch_size):
+        codes = model.code_indices(images[start : start + batch_size])
+        positions = codes.shape[1]
+        counts += torch.bincount(codes.flatten(), minlength=model.codebook_size).double()
+    share = counts / counts.sum()
+    entropy = -(share[share > 0] * share[share > 0].log()).sum()
+    return {
+        "codebook_size": model.codebook_size,
+        "positions_per_image": positions,
+        "perplexity": entropy.exp().item(),
+        "dead_codes": int((counts == 0).sum()),
+    }
+
+
+@torch.inference_mode()
 def iwae(
-    model: LatentModel, images: torch.Tensor, k: int, *, batch_size: int, seed: int, progress=None
+    model: LatentModel,
+    images: torch.Tensor,
+    k: int,
+    *,
+    batch_size: int,
+    seed: int,
+    progress=None,
+    labels: torch.Tensor | None = None,
 ) -> tuple[float, float]:
     """The k-sample importance-weighted bound (nats per image): its mean over the images,
     and the standard error of that mean across images.
@@ -60,7 +106,8 @@ def iwae(
     with model.frozen_prior():
         for start in range(0, len(images), per_batch):
             x = images[start : start + per_batch]
-            bounds = iwae_bound(model, x, k, generator=generator).double()
+            given = _given(model, labels, start, start + per_batch, x.device)
+            bounds = iwae_bound(given, x, k, generator=generator).double()
             total = total + bounds.sum()
             squares = squares + (bounds**2).sum()
             if progress is not None:
@@ -80,12 +127,15 @@ def evaluate(
     seed: int,
     also_k: Sequence[int] = (),
     progress=None,
+    labels: torch.Tensor | None = None,
 ) -> dict:
-    """Every estimator on one split, keyed by what each number is. Values in nats per image
-    unless the key says otherwise. The IWAE bound is at `iwae_samples`, and at each of
-    `also_k` too (`iwae_at_k`, keyed by k)."""
+    """Every estimator on one split (of class `labels`, which a class-conditional model is
+    given), keyed by what each number is. Values in nats per image unless the key says
+    otherwise. The IWAE bound is at `iwae_samples`, and at each of `also_k` too
+    (`iwae_at_k`, keyed by k). A model without a posterior density gets `not_defined` in
+    place of the bounds; one with a codebook, its usage."""
     metrics: dict = {"test_images": len(images)}
-    means, logvars = posterior_means(model, images, batch_size)
+    means, logvars = posterior_means(model, images, batch_size, labels=labels)
     variance = means.var(dim=0)
     metrics["latent"] = {
         "dims": means.shape[1],
@@ -93,14 +143,22 @@ def evaluate(
             (variance > ACTIVE_UNIT_THRESHOLD).sum()
         ),
     }
-    metrics["reconstruction"] = reconstruction_errors(model, images, batch_size)
+    metrics["reconstruction"] = reconstruction_errors(model, images, batch_size, labels)
+    if model.discrete:
+        metrics["codebook"] = codebook_usage(model, images, batch_size)
     if not model.variational:
+        metrics["not_defined"] = {"elbo": NOT_DEFINED, "iwae": NOT_DEFINED}
         return metrics
-    # Under a prior with no closed-form KL (the VampPrior) the "analytic" ELBO estimates
-    # its KL by Monte Carlo at the same sample; the metrics say which.
-    metrics["kl_estimator"] = "closed_form" if model.standard_prior else "monte_carlo_1sample"
-    mc = mean_terms(model, images, mc_elbo, batch_size=batch_size, seed=seed)
-    analytic = mean_terms(model, images, analytic_elbo, batch_size=batch_size, seed=seed)
+    # Where KL(q || p) has no closed form (the VampPrior, a flow posterior, two levels) the
+    # "analytic" ELBO estimates it by Monte Carlo at the same sample; the metrics say which.
+    with torch.inference_mode():
+        q = _given(model, labels, 0, 1, images.device).encode(images[:1])
+    closed = closed_form_kl(model, q)
+    metrics["kl_estimator"] = "closed_form" if closed else "monte_carlo_1sample"
+    mc = mean_terms(model, images, mc_elbo, batch_size=batch_size, seed=seed, labels=labels)
+    analytic = mean_terms(
+        model, images, analytic_elbo, batch_size=batch_size, seed=seed, labels=labels
+    )
     metrics["elbo"] = {
         "mc_1sample_nats": mc["elbo"],
         "analytic_kl_nats": analytic["elbo"],
@@ -108,7 +166,13 @@ def evaluate(
         "kl_nats": analytic["kl"],
     }
     bound, stderr = iwae(
-        model, images, iwae_samples, batch_size=batch_size, seed=seed, progress=progress
+        model,
+        images,
+        iwae_samples,
+        batch_size=batch_size,
+        seed=seed,
+        progress=progress,
+        labels=labels,
     )
     metrics["iwae"] = {
         "k": iwae_samples,
@@ -120,7 +184,7 @@ def evaluate(
         by_k = {iwae_samples: (bound, stderr)}
         for k in also_k:
             if k not in by_k:
-                by_k[k] = iwae(model, images, k, batch_size=batch_size, seed=seed)
+                by_k[k] = iwae(model, images, k, batch_size=batch_size, seed=seed, labels=labels)
         metrics["iwae_at_k"] = {
             str(k): {"nll_nats": -by_k[k][0], "stderr_nats": by_k[k][1]} for k in sorted(by_k)
         }
@@ -183,6 +247,7 @@ def evaluate_experiment(
             seed=settings.seed,
             also_k=settings.also_k,
             progress=progress,
+            labels=run.test.labels,
         )
     metrics["protocol"] = training_protocol(run.saved)
     write_text(out, json.dumps(metrics, indent=2) + "\n")

@@ -117,31 +117,41 @@ def score_samplers(
     components: int,
     seed: int,
     binarize: str,
+    classes: int | None = None,
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """Each sampler's Fréchet distance to `test` and class statistics of `count` decoded
     samples, keyed by sampler; and a grid of the first 64 samples of each, which the
-    samples stage writes as sampler_grids/SAMPLER.png."""
+    samples stage writes as sampler_grids/SAMPLER.png.
+
+    A class-conditional model decodes each code given a class asked in turn (0, 1, ...,
+    `classes` - 1, 0, ...), and its scores add how often the classifier reads back the
+    class asked."""
     test_features, _ = predict(net, test)
     scores, grids = {}, {}
-    for offset, name in enumerate(samplers_for(model.variational)):
-        sampler = fit_sampler(name, train_codes, components, seed)
-        images = pixels_of(
-            decode_probs(model, sampler.sample(count, seed + offset)), binarize, seed + offset
-        )
+    asked = torch.arange(count) % classes if model.conditional else None
+    for offset, name in enumerate(samplers_for(model.has_prior, model.discrete)):
+        sampler = fit_sampler(name, train_codes, components, seed, model.latent_dim)
+        probs = decode_probs(model, sampler.sample(count, seed + offset), labels=asked)
+        images = pixels_of(probs, binarize, seed + offset)
         features, probs = predict(net, images)
         scores[name] = {
             "fid": frechet_distance(test_features, features),
             **class_statistics(probs),
             "description": SAMPLERS[name].description,
         }
+        if asked is not None:
+            scores[name]["asked_class_accuracy"] = (probs.argmax(1) == asked).double().mean().item()
         grids[name] = to_uint8(images[:64], nrow=8, padding=2)
     return scores, grids
 
 
-def training_codes(model: LatentModel, images: torch.Tensor) -> np.ndarray:
-    """The posterior means (an autoencoder's codes) of the training images."""
+def training_codes(
+    model: LatentModel, images: torch.Tensor, labels: torch.Tensor | None = None
+) -> np.ndarray:
+    """The posterior means (an autoencoder's codes) of the training images (given their
+    labels, for a class-conditional model)."""
     device = next(model.parameters()).device
-    means, _ = posterior_means(model, images.to(device))
+    means, _ = posterior_means(model, images.to(device), labels=labels)
     return means.cpu().numpy()
 
 
@@ -183,11 +193,12 @@ def score_experiment(
         run.model,
         net,
         test,
-        train_codes=training_codes(run.model, train.images),
+        train_codes=training_codes(run.model, train.images, train.labels),
         count=knobs.count,
         components=knobs.mixture_components,
         seed=knobs.seed,
         binarize=binarize,
+        classes=len(run.saved.experiment["classes"]),
     )
     result.update(scores)
     with atomic_dir(out / "sampler_grids") as folder:

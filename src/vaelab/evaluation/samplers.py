@@ -7,6 +7,9 @@
   means: the standard fix for autoencoders (Ghosh et al. 2020, "From variational to
   deterministic autoencoders"), and often better than the prior for a VAE whose aggregate
   posterior does not fill N(0, I).
+- `codebook`: for a model whose codes are codebook rows (`DiscreteCodes`, the VQ-VAE), each
+  position's row drawn independently from that position's histogram over the training
+  codes: the simplest prior fitted on the codes, where van den Oord et al. fit a PixelCNN.
 
 Each is fitted on the training codes once and then draws `count` codes [count, D] from a
 seed, so that the same seed gives the same samples. A new sampler is one class and one
@@ -46,6 +49,24 @@ class BoxSampler(Sampler):
         return self.low + (self.high - self.low) * u
 
 
+class CodebookSampler(Sampler):
+    """Each `width`-wide position of a code drawn from the rows the training codes hold
+    there, as often as they hold them; positions independent of each other."""
+
+    def __init__(self, codes: np.ndarray, width: int):
+        if codes.shape[1] % width:
+            raise ValueError(f"codes of {codes.shape[1]} numbers are not rows of {width}")
+        self.positions = []
+        for position in codes.reshape(len(codes), -1, width).transpose(1, 0, 2):
+            rows, counts = np.unique(position, axis=0, return_counts=True)
+            self.positions.append((rows, counts / counts.sum()))
+
+    def sample(self, count: int, seed: int) -> torch.Tensor:
+        rng = np.random.default_rng(seed)
+        z = [rows[rng.choice(len(rows), size=count, p=p)] for rows, p in self.positions]
+        return torch.tensor(np.concatenate(z, axis=1), dtype=torch.float32)
+
+
 class MixtureSampler(Sampler):
     def __init__(self, codes: np.ndarray, components: int, seed: int):
         # Never more components than codes: sklearn refuses, and a tiny run has few codes.
@@ -64,34 +85,53 @@ class MixtureSampler(Sampler):
 @dataclass(frozen=True)
 class SamplerKind:
     description: str  # what its picture in the report shows
-    fit: Callable[[np.ndarray, int, int], Sampler]  # (training codes, components, seed)
-    variational_only: bool = False  # an autoencoder has no prior to draw from
+    # (training codes, components, seed, the width of a code's position)
+    fit: Callable[[np.ndarray, int, int, int], Sampler]
+    needs_prior: bool = False  # a plain autoencoder has no prior to draw from
+    # None: for every model; True: codebook codes only; False: all but those
+    discrete: bool | None = None
 
 
 SAMPLERS: dict[str, SamplerKind] = {
     "prior": SamplerKind(
         "samples from the prior N(0, I)",
-        lambda codes, components, seed: PriorSampler(codes.shape[1]),
-        variational_only=True,
+        lambda codes, components, seed, width: PriorSampler(codes.shape[1]),
+        needs_prior=True,
+        discrete=False,
     ),
     "box": SamplerKind(
         "samples from the training codes' bounding box",
-        lambda codes, components, seed: BoxSampler(codes),
+        lambda codes, components, seed, width: BoxSampler(codes),
     ),
+    # a codebook's codes are too wide and too degenerate for a full-covariance mixture
     "mixture": SamplerKind(
         "samples from a Gaussian mixture fitted on the training codes",
-        lambda codes, components, seed: MixtureSampler(codes, components, seed),
+        lambda codes, components, seed, width: MixtureSampler(codes, components, seed),
+        discrete=False,
+    ),
+    "codebook": SamplerKind(
+        "samples from each code position's histogram of codebook rows in the training codes",
+        lambda codes, components, seed, width: CodebookSampler(codes, width),
+        discrete=True,
     ),
 }
 
 
-def samplers_for(variational: bool) -> tuple[str, ...]:
-    """The samplers that make sense for a model."""
-    return tuple(n for n, kind in SAMPLERS.items() if variational or not kind.variational_only)
+def samplers_for(prior: bool, discrete: bool = False) -> tuple[str, ...]:
+    """The samplers that make sense for a model: with a `prior` to draw from (a VAE's, a
+    WAE's) or without, with `discrete` codebook codes or continuous ones."""
+    return tuple(
+        n
+        for n, kind in SAMPLERS.items()
+        if (prior or not kind.needs_prior) and kind.discrete in (None, discrete)
+    )
 
 
-def fit_sampler(name: str, train_codes: np.ndarray, components: int, seed: int) -> Sampler:
-    """The sampler `name`, fitted on the training set's codes [N, D]."""
+def fit_sampler(
+    name: str, train_codes: np.ndarray, components: int, seed: int, width: int | None = None
+) -> Sampler:
+    """The sampler `name`, fitted on the training set's codes [N, D], whose positions (for
+    the codebook sampler) are `width` numbers wide (the whole code when None)."""
     if name not in SAMPLERS:
         raise ValueError(f"sampler {name!r}; allowed: {', '.join(SAMPLERS)}")
-    return SAMPLERS[name].fit(train_codes, components, seed)
+    return SAMPLERS[name].fit(train_codes, components, seed, width or train_codes.shape[1])

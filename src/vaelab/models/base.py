@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Protocol
+from typing import ClassVar, Literal, Protocol, runtime_checkable
 
 import torch
 from pydantic import Field, model_validator
@@ -63,6 +63,36 @@ def standard_normal_like(
     if noise is None or isinstance(noise, torch.Generator):
         return torch.randn(mean.shape, generator=noise, device=mean.device, dtype=mean.dtype)
     return noise.normal_like(mean)
+
+
+@dataclass
+class Quantised:
+    """A batch through a codebook quantiser: the encodings z_e [B, P, D], the codebook rows
+    e_k chosen for them [B, P, D] (carrying the codebook's gradient, if it learns by one),
+    their indices k [B, P], and z_q = z_e + sg[e_k - z_e] flattened [B, P * D], whose
+    value is the rows' and whose gradient goes to z_e unchanged (straight through)."""
+
+    encoded: torch.Tensor
+    chosen: torch.Tensor
+    indices: torch.Tensor
+    straight_through: torch.Tensor
+
+
+@runtime_checkable
+class DiscreteCodes(Protocol):
+    """A model whose code is a few vectors from a learned codebook (VQ-VAE): a code is P
+    positions' codebook rows of `latent_dim` numbers each, concatenated, and its `decode`
+    snaps each row to the nearest codebook row. Its objective trains through `quantise`;
+    evaluate reports the codebook's usage; the `codebook` sampler, fitted per position on
+    the training codes, draws its samples."""
+
+    codebook_size: int
+
+    def quantise(self, x: torch.Tensor) -> Quantised: ...
+
+    def code_indices(self, x: torch.Tensor) -> torch.Tensor:
+        """The codebook row of each position of each image's code [B, P], int64."""
+        ...
 
 
 @dataclass
@@ -143,6 +173,13 @@ class LatentModel(nn.Module):
     Config: ClassVar[type[ModelConfig]] = VariationalConfig
     variational: ClassVar[bool] = True
     image_sizes: ClassVar[tuple[int, ...]] = (28, 32)
+    # class-conditional: `encode(x, labels)` and `decode(z, labels)`, which every caller
+    # reaches through `given(labels)`, the interface of an unconditional model
+    conditional: ClassVar[bool] = False
+    # its code is rows of a learned codebook: it is a DiscreteCodes, trained through `quantise`
+    discrete: ClassVar[bool] = False
+    # an autoencoder whose objective matches its codes to N(0, I) (a Wasserstein autoencoder)
+    matched_to_prior: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig, image_size: int):
         super().__init__()
@@ -157,6 +194,23 @@ class LatentModel(nn.Module):
     def standard_prior(self) -> bool:
         """p(z) = N(0, I), so KL(q || p) has a closed form for a diagonal Gaussian q."""
         return self.pseudo_inputs is None
+
+    @property
+    def has_prior(self) -> bool:
+        """Codes drawn from N(0, I) decode to samples: a VAE's prior with its standard
+        density, or the prior an autoencoder's codes are matched to (a Wasserstein
+        autoencoder's); not a plain autoencoder's. Its pictures then sit in prior units."""
+        return self.variational or self.matched_to_prior
+
+    def given(self, labels: torch.Tensor | None) -> LatentModel:
+        """The model for images of these class labels [B]: a class-conditional model bound to
+        them (`Conditioned`), every other model itself, whatever the labels. Objectives,
+        estimators and pictures call encode and decode on what this returns."""
+        if not self.conditional:
+            return self
+        if labels is None:
+            raise ValueError(f"{type(self).__name__} is class-conditional: pass the labels")
+        return Conditioned(self, labels)
 
     def log_prior(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z) summed over the latent dimensions, for z [..., D]: all of p(z), whatever
@@ -223,3 +277,30 @@ class HiddenHeads(LatentModel):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
+
+
+class Conditioned:
+    """A class-conditional model bound to labels [B]: `encode(x)` and `decode(z)` as an
+    unconditional model's, everything else the model's own. A decode of n codes per image
+    (importance samples, stacked n-major as `LatentPosterior.expand` lays them out, or a
+    single label for every code) repeats the labels to match."""
+
+    def __init__(self, model: LatentModel, labels: torch.Tensor):
+        self.model, self.labels = model, labels
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+    def given(self, labels: torch.Tensor | None) -> LatentModel | Conditioned:
+        return self if labels is None else Conditioned(self.model, labels)
+
+    def _labels_for(self, rows: int) -> torch.Tensor:
+        if rows % len(self.labels):
+            raise ValueError(f"{rows} codes for {len(self.labels)} labels")
+        return self.labels.repeat(rows // len(self.labels))
+
+    def encode(self, x: torch.Tensor) -> LatentPosterior:
+        return self.model.encode(x, self._labels_for(len(x)))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.model.decode(z, self._labels_for(len(z)))

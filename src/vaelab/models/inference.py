@@ -1,4 +1,7 @@
-"""A model's encoder and decoder run over many inputs in batches, in inference mode."""
+"""A model's encoder and decoder run over many inputs in batches, in inference mode.
+
+`labels` are the inputs' class labels, which a class-conditional model encodes and decodes
+given (`LatentModel.given`); every other model ignores them."""
 
 from __future__ import annotations
 
@@ -7,15 +10,23 @@ import torch
 from vaelab.models.base import LatentModel
 
 
+def _labels(labels: torch.Tensor | None, start: int, stop: int, device) -> torch.Tensor | None:
+    return None if labels is None else labels[start:stop].to(device)
+
+
 @torch.inference_mode()
 def posterior_means(
-    model: LatentModel, images: torch.Tensor, batch_size: int = 1000
+    model: LatentModel,
+    images: torch.Tensor,
+    batch_size: int = 1000,
+    labels: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The posterior mean (an AE's code) and log-variance of every image."""
     model.eval()
     means, logvars = [], []
     for start in range(0, len(images), batch_size):
-        q = model.encode(images[start : start + batch_size])
+        x = images[start : start + batch_size]
+        q = model.given(_labels(labels, start, start + batch_size, x.device)).encode(x)
         means.append(q.mean.float())
         if q.logvar is not None:
             logvars.append(q.logvar.float())
@@ -23,12 +34,24 @@ def posterior_means(
 
 
 @torch.inference_mode()
-def decode_probs(model: LatentModel, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+def decode_probs(
+    model: LatentModel,
+    z: torch.Tensor,
+    batch_size: int = 500,
+    labels: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Pixel probabilities of codes z [N, D], given their labels [N] (or one label [1]
+    for all) for a class-conditional model."""
     device = next(model.parameters()).device
-    parts = [
-        torch.sigmoid(model.decode(z[i : i + batch_size].to(device)).float()).cpu()
-        for i in range(0, len(z), batch_size)
-    ]
+    parts = []
+    for i in range(0, len(z), batch_size):
+        batch = (
+            labels
+            if labels is not None and len(labels) == 1
+            else _labels(labels, i, i + batch_size, device)
+        )
+        decoder = model.given(None if batch is None else batch.to(device))
+        parts.append(torch.sigmoid(decoder.decode(z[i : i + batch_size].to(device)).float()).cpu())
     return torch.cat(parts)
 
 

@@ -16,12 +16,16 @@ import torch
 
 from vaelab.models.ae_conv import ConvAE
 from vaelab.models.base import LatentModel, ModelConfig, Posterior
+from vaelab.models.cond_vae_mlp import CondVaeMLP
 from vaelab.models.cvae import CVAE
 from vaelab.models.hvae_vamp import HvaeVamp
+from vaelab.models.iaf_mlp import IafMLP
 from vaelab.models.iwae_mlp import IwaeMLP
 from vaelab.models.vae_conv import ConvVAE
 from vaelab.models.vae_mlp import MLPVAE
 from vaelab.models.vamp_mlp import VampMLP
+from vaelab.models.vqvae import VqVae
+from vaelab.models.wae_mlp import WaeMLP
 
 MODELS: dict[str, type[LatentModel]] = {
     "cvae": CVAE,
@@ -31,6 +35,10 @@ MODELS: dict[str, type[LatentModel]] = {
     "iwae_mlp": IwaeMLP,
     "vamp_mlp": VampMLP,
     "hvae_vamp": HvaeVamp,
+    "vqvae": VqVae,
+    "wae_mlp": WaeMLP,
+    "iaf_mlp": IafMLP,
+    "cond_vae_mlp": CondVaeMLP,
 }
 
 

@@ -13,6 +13,8 @@ analytic ELBO          = E_q[log p(x|z)] - KL,                  the expectation 
                          at the same sample z, its one-sample Monte Carlo estimate)
 weighted (refs 001-3) = recon_weight * mean_pixels BCE + kl_weight * KL   (a loss)
 IWAE_k                 = log 1/k sum_i p(x, z_i) / q(z_i|x),    z_i ~ q(z|x)
+VQ-VAE (a loss)        = -log p(x|z_q) + ||sg[z_e] - e||^2 + beta ||z_e - sg[e]||^2
+WAE-MMD (a loss)       = -log p(x|z) + lambda MMD^2(codes of x, draws of N(0, I)),  z = code of x
 """
 
 from __future__ import annotations
@@ -20,13 +22,21 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 
 from vaelab.core.knobs import Knobs
-from vaelab.models.base import Draw, LatentModel, LatentPosterior, Posterior
+from vaelab.models.base import (
+    DiscreteCodes,
+    Draw,
+    LatentModel,
+    LatentPosterior,
+    Posterior,
+    standard_normal_like,
+)
 
 
 def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -166,6 +176,82 @@ def weighted_loss(
     return Terms(loss=loss, reconstruction=logpx_z, kl=kl, elbo=logpx_z - kl)
 
 
+class VqKnobs(Knobs):
+    # beta: the weight of the commitment loss that keeps z_e near its code (the paper's 0.25)
+    commitment_weight: float = Field(default=0.25, ge=0)
+
+
+def vq_loss(
+    model: DiscreteCodes,
+    x: torch.Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    commitment_weight: float,
+) -> Terms:
+    """van den Oord et al. 2017: the reconstruction through z_q with the straight-through
+    gradient, the codebook loss that moves each chosen code towards its encodings (no
+    gradient when the codebook learns by moving averages) and the commitment loss, each
+    summed over a code's positions and dimensions."""
+    q = model.quantise(x)
+    logpx_z = bernoulli_log_likelihood(model.decode(q.straight_through), x)
+    codebook = ((q.encoded.detach() - q.chosen).float() ** 2).sum((1, 2))
+    commitment = ((q.encoded - q.chosen.detach()).float() ** 2).sum((1, 2))
+    loss = (-logpx_z + codebook + commitment_weight * commitment).mean()
+    return Terms(loss=loss, reconstruction=logpx_z)
+
+
+def kernel_matrix(a: torch.Tensor, b: torch.Tensor, kernel: str, scale: float) -> torch.Tensor:
+    """k(a_i, b_j) [N, M]: inverse multiquadratic C / (C + ||a - b||^2) or Gaussian
+    exp(-||a - b||^2 / C), with C = scale * 2 * D (Tolstikhin et al.'s 2 D sigma^2 for a
+    prior of variance sigma^2 = 1)."""
+    c = scale * 2.0 * a.shape[-1]
+    squared = torch.cdist(a, b).square()
+    return c / (c + squared) if kernel == "imq" else torch.exp(-squared / c)
+
+
+def mmd(a: torch.Tensor, b: torch.Tensor, *, kernel: str = "imq", scale: float = 1.0):
+    """The unbiased estimate of MMD^2 between the samples a [N, D] and b [M, D] (Gretton
+    et al. 2012): the mean kernel within each sample, off the diagonal, less twice the
+    mean kernel across them. Near 0 for two samples of one distribution (it can dip below)."""
+    n, m = len(a), len(b)
+    within_a = kernel_matrix(a, a, kernel, scale)
+    within_b = kernel_matrix(b, b, kernel, scale)
+    across = kernel_matrix(a, b, kernel, scale)
+    return (
+        (within_a.sum() - within_a.diagonal().sum()) / (n * (n - 1))
+        + (within_b.sum() - within_b.diagonal().sum()) / (m * (m - 1))
+        - 2.0 * across.mean()
+    )
+
+
+class WaeKnobs(Knobs):
+    mmd_weight: float = Field(default=10.0, gt=0)  # lambda; the paper's MNIST run used 10
+    kernel: Literal["imq", "rbf"] = "imq"  # the paper's inverse multiquadratic, or Gaussian
+    kernel_scale: float = Field(default=1.0, gt=0)  # C in units of 2 D
+
+
+def wae_mmd(
+    model: LatentModel,
+    x: torch.Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    mmd_weight: float,
+    kernel: str,
+    kernel_scale: float,
+) -> Terms:
+    """Tolstikhin et al. 2018, WAE-MMD: the reconstruction cost of each image's code (here
+    the Bernoulli decoder's cross-entropy) plus lambda x MMD^2 between the batch's codes and
+    as many draws from the prior N(0, I), which the noise source gives. A batch of one
+    image has no MMD estimate: its loss is the reconstruction alone."""
+    codes = model.encode(x).mean
+    logpx_z = bernoulli_log_likelihood(model.decode(codes), x)
+    prior = standard_normal_like(codes.float(), generator)
+    if len(codes) < 2:
+        return Terms(loss=-logpx_z.mean(), reconstruction=logpx_z)
+    distance = mmd(codes.float(), prior, kernel=kernel, scale=kernel_scale)
+    return Terms(loss=-logpx_z.mean() + mmd_weight * distance, reconstruction=logpx_z)
+
+
 def autoencoder_bce(
     model: LatentModel, x: torch.Tensor, generator: torch.Generator | None = None
 ) -> Terms:
@@ -205,15 +291,18 @@ def mean_terms(
     *,
     batch_size: int = 1000,
     seed: int = 0,
+    labels: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """Per-image means of an objective's terms over `images`, with fixed noise."""
+    """Per-image means of an objective's terms over `images` (of class `labels`, which a
+    class-conditional model is given), with fixed noise."""
     was_training = model.training
     model.eval()
     generator = torch.Generator(device=images.device).manual_seed(seed)
     sums: dict[str, torch.Tensor] = {}
     for start in range(0, len(images), batch_size):
         x = images[start : start + batch_size]
-        terms = objective(model, x, generator)
+        y = None if labels is None else labels[start : start + batch_size].to(x.device)
+        terms = objective(model.given(y), x, generator)
         batch = {"loss": terms.loss * len(x), "reconstruction": terms.reconstruction.sum()}
         if terms.kl is not None:
             batch["kl"] = terms.kl.sum()

@@ -9,15 +9,20 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from vaelab.core.knobs import Knobs
+from vaelab.models.base import LatentModel
 from vaelab.objectives.losses import (
     ElboKnobs,
     IwaeKnobs,
     Terms,
+    VqKnobs,
+    WaeKnobs,
     WeightedKnobs,
     analytic_elbo,
     autoencoder_bce,
     iwae,
     mc_elbo,
+    vq_loss,
+    wae_mmd,
     weighted_loss,
 )
 
@@ -43,6 +48,17 @@ class Objective:
     function: Callable[..., Terms]
     Knobs: type[Knobs] = NoKnobs
     variational: bool = True  # trains a posterior q(z|x); False: a plain autoencoder
+    discrete: bool = False  # trains a codebook (a DiscreteCodes model's `quantise`)
+    matches_prior: bool = False  # matches an autoencoder's codes to N(0, I)
+
+    def trains(self, model: type[LatentModel]) -> bool:
+        """Whether it trains this kind of model: variational or not, a codebook or not, an
+        autoencoder's codes matched to the prior or not."""
+        return (
+            self.variational == model.variational
+            and self.discrete == model.discrete
+            and self.matches_prior == model.matched_to_prior
+        )
 
 
 OBJECTIVES: dict[str, Objective] = {
@@ -51,6 +67,8 @@ OBJECTIVES: dict[str, Objective] = {
     "iwae": Objective(iwae, IwaeKnobs),
     "weighted": Objective(weighted_loss, WeightedKnobs),
     "bce": Objective(autoencoder_bce, variational=False),
+    "vq": Objective(vq_loss, VqKnobs, variational=False, discrete=True),
+    "wae_mmd": Objective(wae_mmd, WaeKnobs, variational=False, matches_prior=True),
 }
 
 

@@ -28,7 +28,9 @@ def embed_test_split(
     `data` -> OUT/latents.csv, and their scatter -> OUT/latent_scatter.png; returns the table."""
     run = load_trained(name, params=params, model=model, data=data, track=track, limit=limit)
     info = run.saved.experiment
-    means, logvars = posterior_means(run.model, run.test.images.to(run.device))
+    means, logvars = posterior_means(
+        run.model, run.test.images.to(run.device), labels=run.test.labels
+    )
     table = latents_table(
         means.cpu().numpy(),
         None if logvars is None else logvars.cpu().numpy(),

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from vaelab.models.base import LatentModel
-from vaelab.models.inference import decode_probs
+from vaelab.models.inference import decode_probs, posterior_means
 from vaelab.pictures.grids import to_uint8
 
 
@@ -32,23 +32,41 @@ def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int, spherical: bool)
 
 @torch.inference_mode()
 def interpolation_paths(
-    model: LatentModel, first: torch.Tensor, second: torch.Tensor, *, steps: int, spherical: bool
+    model: LatentModel,
+    first: torch.Tensor,
+    second: torch.Tensor,
+    *,
+    steps: int,
+    spherical: bool,
+    labels: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Codes [pairs, steps, D] from each image of `first` to the same row of `second`,
-    between their posterior means (an autoencoder's codes)."""
+    between their posterior means (an autoencoder's codes); a class-conditional model
+    encodes each given its own of `labels` (first's, second's)."""
     device = next(model.parameters()).device
-    z0 = model.encode(first.to(device)).mean.float().cpu()
-    z1 = model.encode(second.to(device)).mean.float().cpu()
+    first_labels, second_labels = labels if labels is not None else (None, None)
+    z0 = posterior_means(model, first.to(device), labels=first_labels)[0].cpu()
+    z1 = posterior_means(model, second.to(device), labels=second_labels)[0].cpu()
     return torch.stack([interpolate(a, b, steps, spherical) for a, b in zip(z0, z1, strict=True)])
 
 
 def interpolation_grid(
-    model: LatentModel, first: torch.Tensor, second: torch.Tensor, *, steps: int, spherical: bool
+    model: LatentModel,
+    first: torch.Tensor,
+    second: torch.Tensor,
+    *,
+    steps: int,
+    spherical: bool,
+    labels: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> np.ndarray:
-    """One row per pair: the first image, the decoded path, the second image."""
-    paths = interpolation_paths(model, first, second, steps=steps, spherical=spherical)
+    """One row per pair: the first image, the decoded path, the second image; a
+    class-conditional model decodes each path given its first image's class."""
+    paths = interpolation_paths(
+        model, first, second, steps=steps, spherical=spherical, labels=labels
+    )
     pairs = len(paths)
-    decoded = decode_probs(model, paths.reshape(pairs * steps, -1)).reshape(
+    path_labels = None if labels is None else labels[0].repeat_interleave(steps)
+    decoded = decode_probs(model, paths.reshape(pairs * steps, -1), labels=path_labels).reshape(
         pairs, steps, *first.shape[1:]
     )
     rows = torch.cat([first.cpu()[:, None], decoded, second.cpu()[:, None]], dim=1)
@@ -69,6 +87,6 @@ def traversal_codes(centre: np.ndarray, scale: np.ndarray, steps: int, span: flo
 def traversal_grid(model: LatentModel, means: np.ndarray, steps: int) -> np.ndarray:
     """One row per latent dimension, around the test codes' mean: in prior units for a
     VAE, in the codes' own spread for an autoencoder (which has no prior)."""
-    scale = np.ones(means.shape[1]) if model.variational else means.std(0)
+    scale = np.ones(means.shape[1]) if model.has_prior else means.std(0)
     z = traversal_codes(means.mean(0), scale, steps)
     return to_uint8(decode_probs(model, z), nrow=steps, padding=2)

@@ -38,19 +38,20 @@ def principal_axes(means: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return centre, directions[:2], spread
 
 
-def latent_plane(means: np.ndarray, variational: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def latent_plane(means: np.ndarray, prior: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Where a 2D grid sits in latent space: origin, two axes, and a scale per axis.
 
-    A 2D VAE uses its own axes with unit scale (the prior's); a wider VAE the first two
-    principal directions of the posterior means, the other dimensions at their mean; an
-    autoencoder, having no prior, its embeddings' mean and spread.
+    A 2D model with a `prior` (a VAE, a WAE) uses its own axes with unit scale (the
+    prior's); a wider one the first two principal directions of the posterior means, the
+    other dimensions at their mean; an autoencoder, having no prior, its embeddings' mean
+    and spread.
     """
     if means.shape[1] == 2:
-        if variational:
+        if prior:
             return np.zeros(2), np.eye(2), np.ones(2)
         return means.mean(0), np.eye(2), means.std(0)
     centre, axes, spread = principal_axes(means)
-    return centre, axes, np.ones(2) if variational else spread
+    return centre, axes, np.ones(2) if prior else spread
 
 
 def manifold(model: LatentModel, means: np.ndarray, n: int, coordinates: str) -> np.ndarray:
@@ -63,9 +64,9 @@ def manifold(model: LatentModel, means: np.ndarray, n: int, coordinates: str) ->
     else:
         raise ValueError(f"coordinates {coordinates!r}")
     if means.shape[1] == 1:
-        z = means.mean() + ticks[:, None] * (means.std() if not model.variational else 1.0)
+        z = means.mean() + ticks[:, None] * (means.std() if not model.has_prior else 1.0)
         return to_uint8(decode_probs(model, torch.tensor(z, dtype=torch.float32)), nrow=n)
-    centre, axes, scale = latent_plane(means, model.variational)
+    centre, axes, scale = latent_plane(means, model.has_prior)
     # rows run top to bottom from high to low on the second axis, as the references draw them
     grid_y, grid_x = np.meshgrid(ticks[::-1], ticks, indexing="ij")
     offsets = (
@@ -80,12 +81,31 @@ def prior_samples(model: LatentModel, means: np.ndarray, count: int, seed: int) 
     box, as reference 003 does."""
     generator = torch.Generator().manual_seed(seed)
     dims = means.shape[1]
-    if model.variational:
+    if model.has_prior:
         z = torch.randn(count, dims, generator=generator)
     else:
         low, high = torch.tensor(means.min(0)), torch.tensor(means.max(0))
         z = low + (high - low) * torch.rand(count, dims, generator=generator, dtype=low.dtype)
     return to_uint8(decode_probs(model, z.float()), nrow=int(np.ceil(np.sqrt(count))), padding=2)
+
+
+def class_samples(
+    model: LatentModel, means: np.ndarray, classes: int, count: int, seed: int
+) -> np.ndarray:
+    """A class-conditional model's samples: one row per class, each row the same
+    `count // classes` codes (from N(0, I), or the embeddings' box without a prior)
+    decoded given that row's class."""
+    per_class = max(1, count // classes)
+    generator = torch.Generator().manual_seed(seed)
+    dims = means.shape[1]
+    if model.has_prior:
+        z = torch.randn(per_class, dims, generator=generator)
+    else:
+        low, high = torch.tensor(means.min(0)), torch.tensor(means.max(0))
+        z = low + (high - low) * torch.rand(per_class, dims, generator=generator, dtype=low.dtype)
+    labels = torch.arange(classes).repeat_interleave(per_class)
+    probs = decode_probs(model, z.float().repeat(classes, 1), labels=labels)
+    return to_uint8(probs, nrow=per_class, padding=2)
 
 
 @torch.inference_mode()

@@ -6,12 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from vaelab.core.errors import DataError
 from vaelab.core.files import atomic_dir
 from vaelab.core.progress import say
 from vaelab.pictures.latent_paths import interpolation_grid, traversal_grid
 from vaelab.pictures.plots import (
+    class_samples,
     epoch_frames,
     epoch_gif,
     manifold,
@@ -35,7 +37,11 @@ def render_pictures(
 ) -> None:
     """Experiment NAME's (of `track`) pictures from its model, the test split of `data`, the
     latents.csv that embed wrote and the folder of per-epoch grids EPOCH.png -> OUT/ and
-    OUT/paths/, as params' `render` section says."""
+    OUT/paths/, as params' `render` section says.
+
+    A class-conditional model's samples are a grid of classes (rows) by codes (columns);
+    its manifolds and traversals decode every code given the first class (one digit's
+    space of styles), and its reconstructions and paths given the test images' labels."""
     run = load_trained(name, params=params, model=model, data=data, track=track)
     pictures = epoch_frames(frames)
     epochs = len(run.saved.history)
@@ -50,16 +56,24 @@ def render_pictures(
         raise DataError(f"{latents} is missing or unreadable ({exc}); rerun embed@{name}") from None
     count = epoch_gif(pictures, out / "epochs.gif")
     n = run.params.render.manifold_size
+    labels = run.test.labels.to(run.device)
+    one_class = run.model.given(torch.zeros(1, dtype=labels.dtype, device=run.device))
     for coordinates in ("quantiles", "linspace"):
-        save_png(manifold(run.model, means, n, coordinates), out / f"manifold_{coordinates}.png")
-    save_png(reconstructions(run.model, run.test.images), out / "reconstructions.png")
+        save_png(manifold(one_class, means, n, coordinates), out / f"manifold_{coordinates}.png")
+    shown = run.model.given(labels[:16])  # the 16 images `reconstructions` shows
+    save_png(reconstructions(shown, run.test.images), out / "reconstructions.png")
     samples = run.params.render.samples
-    save_png(prior_samples(run.model, means, samples, seed=0), out / "samples.png")
+    if run.model.conditional:
+        classes = len(run.saved.experiment["classes"])
+        picture = class_samples(run.model, means, classes, samples, seed=0)
+    else:
+        picture = prior_samples(run.model, means, samples, seed=0)
+    save_png(picture, out / "samples.png")
     with atomic_dir(out / "paths") as folder:
         paths = interpolations(run, folder)
         if means.shape[1] > 2:
             steps = run.params.render.traversal_steps
-            save_png(traversal_grid(run.model, means, steps), folder / "traversals.png")
+            save_png(traversal_grid(one_class, means, steps), folder / "traversals.png")
             paths.append("traversals.png")
     say(
         f"render {name}: GIF of {count} epochs, {n}x{n} manifolds, reconstructions, "
@@ -75,10 +89,17 @@ def interpolations(run: Trained, out: Path) -> list[str]:
     if len(images) < 2:
         raise DataError(f"the test split holds {len(images)} images; interpolation needs 2")
     first, second = images[0 : len(images) - 1 : 2], images[1::2]
+    labels = run.test.labels[: len(images)]
+    pair_labels = (labels[0 : len(images) - 1 : 2], labels[1::2]) if run.model.conditional else None
     written = []
-    for kind in ("linear", "spherical") if run.model.variational else ("linear",):
+    for kind in ("linear", "spherical") if run.model.has_prior else ("linear",):
         grid = interpolation_grid(
-            run.model, first, second, steps=steps, spherical=kind == "spherical"
+            run.model,
+            first,
+            second,
+            steps=steps,
+            spherical=kind == "spherical",
+            labels=pair_labels,
         )
         save_png(grid, out / f"interpolations_{kind}.png")
         written.append(f"interpolations_{kind}.png")

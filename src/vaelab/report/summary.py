@@ -57,6 +57,13 @@ def _fmt(value, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def _bound(metrics: dict, section: str, value) -> str:
+    """A bound's cell: the number, or "not defined" where evaluate says it has none."""
+    if value is None and section in metrics.get("not_defined", {}):
+        return "not defined"
+    return _fmt(value)
+
+
 def lookup(sources: dict, dotted: str):
     """`evaluate.elbo.mc_1sample_nats` -> sources["evaluate"]["elbo"]["mc_1sample_nats"]."""
     node = sources
@@ -94,9 +101,13 @@ def summary_table(
                 "latent": keys["latent_dim"],
                 "epochs": keys["epochs"],
                 "train s": _fmt(_read_tsv(folder / name / SECONDS)["epoch_seconds"].sum(), 0),
-                "test ELBO, MC (nats)": _fmt(elbo.get("mc_1sample_nats")),
-                "test ELBO, analytic KL": _fmt(elbo.get("analytic_kl_nats")),
-                "IWAE bound": f"{_fmt(iwae.get(f'bound_k{k}_nats'))} (k={k})" if k else "—",
+                "test ELBO, MC (nats)": _bound(metrics, "elbo", elbo.get("mc_1sample_nats")),
+                "test ELBO, analytic KL": _bound(metrics, "elbo", elbo.get("analytic_kl_nats")),
+                "IWAE bound": (
+                    f"{_fmt(iwae.get(f'bound_k{k}_nats'))} (k={k})"
+                    if k
+                    else _bound(metrics, "iwae", None)
+                ),
                 "KL": _fmt(elbo.get("kl_nats")),
                 "active units": f"{active}/{metrics['latent']['dims']}",
                 "BCE/pixel": _fmt(metrics["reconstruction"]["bce_per_pixel"], 4),
@@ -119,10 +130,11 @@ def samples_table(experiments: dict[str, dict], folder: Path) -> pd.DataFrame:
     samplers = list(dict.fromkeys(s for q in qualities.values() for s in sampler_scores(q)))
     rows = []
     for name, quality in qualities.items():
-        elbo = _read_json(folder / name / "metrics.json").get("elbo", {})
+        metrics = _read_json(folder / name / "metrics.json")
+        elbo = metrics.get("elbo", {})
         row = {
             "experiment": name,
-            "test ELBO, analytic KL": _fmt(elbo.get("analytic_kl_nats")),
+            "test ELBO, analytic KL": _bound(metrics, "elbo", elbo.get("analytic_kl_nats")),
             "samples": quality["samples"],
         }
         for sampler in samplers:

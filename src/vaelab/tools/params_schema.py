@@ -5,10 +5,10 @@ sections and the model and objective registries, so it says what the code accept
 so a new knob, model or objective reaches the editor with the commit that adds it.
 
 It is draft-07, what YAML language servers support. An experiment entry is any of the
-registered (model, objective) pairs that train together, variational with variational:
-each pair is an object with exactly the training keys and that model's and objective's
-knobs, so a key of another model, or a misspelt one, is flagged, and the editor completes
-the keys of the pair it has read so far.
+registered (model, objective) pairs that train together (`Objective.trains`: variational
+with variational, a codebook with a codebook): each pair is an object with exactly the
+training keys and that model's and objective's knobs, so a key of another model, or a
+misspelt one, is flagged, and the editor completes the keys of the pair it has read so far.
 
 pydantic stays the authority: what JSON Schema does not say here is checked only by
 `load_params` and `parse_experiment`: the rules across keys (patience needs a validation
@@ -71,7 +71,7 @@ def experiment_definitions() -> dict[str, dict[str, Any]]:
     pairs = {}
     for model_name, model in MODELS.items():
         for objective_name, objective in OBJECTIVES.items():
-            if model.variational != objective.variational:
+            if not objective.trains(model):
                 continue
             pairs[f"Experiment.{model_name}.{objective_name}"] = {
                 "title": f"model {model_name}, objective {objective_name}",

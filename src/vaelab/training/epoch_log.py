@@ -25,12 +25,14 @@ class EpochLog:
         epochs: int,
         grid_images: torch.Tensor,
         *,
+        grid_labels: torch.Tensor | None = None,
         checkpoint: Checkpoint | None = None,
         live=None,
         resumed: dict | None = None,
     ):
         self.name, self.epochs = name, epochs
         self.grid_images = grid_images[:GRID_IMAGES]
+        self.grid_labels = None if grid_labels is None else grid_labels[:GRID_IMAGES]
         self.checkpoint, self.live = checkpoint, live
         # uint8 tensors, not arrays: a checkpoint loads with torch.load(weights_only=True)
         self.grids: list[torch.Tensor] = list(resumed["grids"]) if resumed else []
@@ -40,7 +42,11 @@ class EpochLog:
                 self._log(record, grid)
 
     def __call__(self, state: TrainState, record: dict) -> None:
-        self.grids.append(torch.from_numpy(reconstruction_grid(state.model, self.grid_images)))
+        self.grids.append(
+            torch.from_numpy(
+                reconstruction_grid(state.model.given(self.grid_labels), self.grid_images)
+            )
+        )
         self._log(record, self.grids[-1])
         if self.checkpoint is not None:
             self.checkpoint.save({**state.state_dict(), "grids": self.grids})

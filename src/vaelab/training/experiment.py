@@ -105,6 +105,8 @@ def fit(
     data_fingerprint = prepared_fingerprint(data) if out is not None and ranks.main else None
     train_split, eval_split = _splits(spec, data, meta, limit)
     train_x, eval_x = train_split.images.to(device), eval_split.images.to(device)
+    # for a class-conditional model, which each image's encoding and decoding are given
+    train_y, eval_y = train_split.labels.to(device), eval_split.labels.to(device)
     check_batch_fits(spec, name, len(train_x))
     if ranks.distributed and (spec.validation or train_split.dynamic):
         raise ParamsError(
@@ -148,7 +150,13 @@ def fit(
                 log = None
                 if ranks.main:
                     log = EpochLog(
-                        name, spec.epochs, eval_x, checkpoint=saver, live=logger, resumed=resumed
+                        name,
+                        spec.epochs,
+                        eval_x,
+                        grid_labels=eval_y,
+                        checkpoint=saver,
+                        live=logger,
+                        resumed=resumed,
                     )
                 state = train(
                     spec,
@@ -159,6 +167,8 @@ def fit(
                     resume=resumed,
                     dynamic=train_split.dynamic,
                     ranks=ranks,
+                    train_labels=train_y,
+                    eval_labels=eval_y,
                 )
             # after dvclive's last write: a run that fails to log leaves no new model.pt
             if out is not None:

@@ -139,8 +139,8 @@ class ObjectiveStep(nn.Module):
         super().__init__()
         self.model, self.objective = model, objective
 
-    def forward(self, x: torch.Tensor, noise) -> Terms:
-        return self.objective(self.model, x, noise)
+    def forward(self, x: torch.Tensor, noise, labels: torch.Tensor | None = None) -> Terms:
+        return self.objective(self.model.given(labels), x, noise)
 
 
 def train_step(
@@ -150,10 +150,11 @@ def train_step(
     *,
     autocast: AbstractContextManager,
     share: WholeBatch | Share,
+    labels: torch.Tensor | None = None,
 ) -> Terms:
-    """One optimizer step on `x`, this process's `share` of the batch."""
+    """One optimizer step on `x` (of class `labels`), this process's `share` of the batch."""
     with autocast:
-        terms = step(x, share.noise)
+        terms = step(x, share.noise, labels)
     state.optimizer.zero_grad(set_to_none=True)
     share.backward(terms.loss)
     state.optimizer.step()
@@ -169,8 +170,10 @@ def train_epoch(
     name: str,
     partition: Partition,
     dynamic: bool = False,
+    labels: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """One pass over `images` in a fresh seeded order; returns per-image mean terms.
+    """One pass over `images` (of class `labels`, for a class-conditional model) in a fresh
+    seeded order; returns per-image mean terms.
 
     With `dynamic`, the images are grey levels and each batch is a fresh seeded Bernoulli
     draw of them (the literature's dynamic binarization)."""
@@ -193,9 +196,10 @@ def train_epoch(
             batch = order[index * spec.batch_size : (index + 1) * spec.batch_size]
             share = partition.share(len(batch))
             x = share.take(images, batch)
+            y = None if labels is None else share.take(labels, batch)
             if dynamic:  # refused with processes > 1 (see vaelab.training.experiment)
                 x = torch.bernoulli(x, generator=state.binarizer)
-            terms = train_step(state, step, x, autocast=autocast, share=share)
+            terms = train_step(state, step, x, autocast=autocast, share=share, labels=y)
             step_losses[index] = share.portion(terms.loss).detach()  # summed in the check
             totals.add(terms, len(x))
             progress.update(1)
@@ -214,13 +218,21 @@ def train_epoch(
 
 
 def eval_epoch(
-    model: LatentModel, images: torch.Tensor, objective, objective_name: str
+    model: LatentModel,
+    images: torch.Tensor,
+    objective,
+    objective_name: str,
+    labels: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """The training objective's loss on `images` and, for a VAE, the tutorial's MC ELBO."""
-    test = mean_terms(model, images, objective, seed=0)
+    test = mean_terms(model, images, objective, seed=0, labels=labels)
     result = {"loss": test["loss"]}
     if model.variational:
-        mc = test if objective_name == "mc_elbo" else mean_terms(model, images, mc_elbo, seed=0)
+        mc = (
+            test
+            if objective_name == "mc_elbo"
+            else mean_terms(model, images, mc_elbo, seed=0, labels=labels)
+        )
         result["elbo_mc"] = mc["elbo"]
     return result
 
@@ -243,8 +255,12 @@ def train(
     resume: dict | None = None,
     dynamic: bool = False,
     ranks: Ranks = SINGLE,
+    train_labels: torch.Tensor | None = None,
+    eval_labels: torch.Tensor | None = None,
 ) -> TrainState:
-    """Train experiment `name` on images already on their device, from `resume` if given.
+    """Train experiment `name` on images already on their device, from `resume` if given;
+    a class-conditional model is given each image's label from `train_labels` and
+    `eval_labels`.
 
     Each epoch is scored on `eval_images`: the validation split when the experiment holds
     one out (its records say `val/`, and the best epoch's weights are the model returned),
@@ -268,14 +284,21 @@ def train(
             step.objective = _compiled(epoch_objective, spec)
         started = time.perf_counter()
         train_means = train_epoch(
-            state, train_images, wrapped, spec=spec, name=name, partition=partition, dynamic=dynamic
+            state,
+            train_images,
+            wrapped,
+            spec=spec,
+            name=name,
+            partition=partition,
+            dynamic=dynamic,
+            labels=train_labels,
         )
         seconds = time.perf_counter() - started
         lr = state.optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
         state.schedule.step()
         if not state.model.variational:
             del train_means["kl"]
-        eval_means = evaluate(state.model, eval_images, scored, spec.objective)
+        eval_means = evaluate(state.model, eval_images, scored, spec.objective, eval_labels)
         state.epoch += 1
         state.seconds += seconds
         record = {
