@@ -86,8 +86,8 @@ def test_early_stopping_keeps_the_best_epoch(prepared_data, monkeypatch):
     scores = iter([-100.0, -90.0, -95.0, -96.0, -97.0, -98.0])
     real_eval = training.eval_epoch
 
-    def scripted(model, images, objective, name):
-        return {**real_eval(model, images, objective, name), "elbo_mc": next(scores)}
+    def scripted(model, images, objective, name, labels):
+        return {**real_eval(model, images, objective, name, labels), "elbo_mc": next(scores)}
 
     monkeypatch.setattr(training, "eval_epoch", scripted)
     weights = {}

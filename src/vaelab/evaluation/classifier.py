@@ -77,8 +77,8 @@ def train_classifier(
     """Adam on cross-entropy with a cosine-decaying rate, shuffled by a seeded generator,
     each batch moved by up to `knobs.shift` pixels; comes back in eval mode, its weights
     fp32 whatever `knobs.amp` (true, false or "auto") trained it in. The decay to zero lifts five
-    epochs to about 99%; `shift: 2` keeps every seed at or above it
-    (benchmarks/classifier_accuracy.py measures it)."""
+    epochs to about 99%, and a shift of a pixel keeps every seed above it on the binarized
+    set too (benchmarks/classifier_accuracy.py measures it)."""
     epochs, batch_size, seed, shift = knobs.epochs, knobs.batch_size, knobs.seed, knobs.shift
     torch.manual_seed(seed)
     # NHWC weights: oneDNN's (and cuDNN's) fastest convolution kernels, the same function
