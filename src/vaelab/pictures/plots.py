@@ -76,17 +76,23 @@ def manifold(model: LatentModel, means: np.ndarray, n: int, coordinates: str) ->
     return to_uint8(decode_probs(model, z), nrow=n)
 
 
-def prior_samples(model: LatentModel, means: np.ndarray, count: int, seed: int) -> np.ndarray:
-    """Decoded draws from N(0, I); for an autoencoder, uniform in the embeddings' bounding
-    box, as reference 003 does."""
+def sample_codes(model: LatentModel, means: np.ndarray, count: int, seed: int) -> torch.Tensor:
+    """`count` seeded codes [count, D], float32: from N(0, I) for a model with a prior, else
+    uniform in the embeddings' bounding box, as reference 003 does."""
     generator = torch.Generator().manual_seed(seed)
     dims = means.shape[1]
     if model.has_prior:
-        z = torch.randn(count, dims, generator=generator)
-    else:
-        low, high = torch.tensor(means.min(0)), torch.tensor(means.max(0))
-        z = low + (high - low) * torch.rand(count, dims, generator=generator, dtype=low.dtype)
-    return to_uint8(decode_probs(model, z.float()), nrow=int(np.ceil(np.sqrt(count))), padding=2)
+        return torch.randn(count, dims, generator=generator)
+    low, high = torch.tensor(means.min(0)), torch.tensor(means.max(0))
+    z = low + (high - low) * torch.rand(count, dims, generator=generator, dtype=low.dtype)
+    return z.float()
+
+
+def prior_samples(model: LatentModel, means: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """Decoded draws from N(0, I); for an autoencoder, uniform in the embeddings' bounding
+    box, as reference 003 does."""
+    z = sample_codes(model, means, count, seed)
+    return to_uint8(decode_probs(model, z), nrow=int(np.ceil(np.sqrt(count))), padding=2)
 
 
 def class_samples(
@@ -96,15 +102,9 @@ def class_samples(
     `count // classes` codes (from N(0, I), or the embeddings' box without a prior)
     decoded given that row's class."""
     per_class = max(1, count // classes)
-    generator = torch.Generator().manual_seed(seed)
-    dims = means.shape[1]
-    if model.has_prior:
-        z = torch.randn(per_class, dims, generator=generator)
-    else:
-        low, high = torch.tensor(means.min(0)), torch.tensor(means.max(0))
-        z = low + (high - low) * torch.rand(per_class, dims, generator=generator, dtype=low.dtype)
+    z = sample_codes(model, means, per_class, seed)
     labels = torch.arange(classes).repeat_interleave(per_class)
-    probs = decode_probs(model, z.float().repeat(classes, 1), labels=labels)
+    probs = decode_probs(model, z.repeat(classes, 1), labels=labels)
     return to_uint8(probs, nrow=per_class, padding=2)
 
 
