@@ -7,6 +7,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Two xdist workers already keep both cores busy: a torch that also ran two intra-op
+# threads in each of them (and in every stage it starts) would have four threads wait on
+# each other at every parallel region. One thread each, set before torch is imported, and
+# inherited by every subprocess; a test that is about threads sets its own.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 SHARED_DATASETS = (ROOT.parent / "shared" / "datasets").resolve()
 sys.path.insert(0, str(Path(__file__).parent))
 
