@@ -171,3 +171,31 @@ def test_a_model_from_before_the_data_hash_is_checked_by_what_it_records(workspa
     torch.save(state, path)
     with pytest.raises(ForeignModel, match="binarize 'none'"):
         load_experiment_model("t", track="references", params=workspace / "params.yaml")
+
+
+@pytest.mark.parametrize(
+    ("knob", "taken"),
+    [("classes", "a key model.pt records"), ("lr", "a training key"), ("kl_weight", "a knob of")],
+)
+def test_a_knob_named_like_another_key_is_refused_in_one_line(monkeypatch, knob, taken):
+    """model.pt records the experiment's keys beside its own (name, classes, ...) in one
+    mapping, so a model knob of one of those names would be overwritten there and the
+    check above would compare the wrong values; params validation refuses such a model."""
+    from conftest import experiment
+    from pydantic import create_model
+
+    from vaelab.config.params import ParamsError
+    from vaelab.models.registry import MODELS
+    from vaelab.models.vae_mlp import MLPVAE, MLPConfig
+    from vaelab.objectives.registry import OBJECTIVES
+
+    config = create_model("ClashingConfig", __base__=MLPConfig, **{knob: (float, 1.0)})
+    monkeypatch.setitem(MODELS, "clashing", type("Clashing", (MLPVAE,), {"Config": config}))
+    objective = "weighted"
+    assert "kl_weight" in OBJECTIVES[objective].Knobs.keys()  # the third case's other owner
+    with pytest.raises(ParamsError) as refused:
+        experiment(model="clashing", objective=objective)
+    message = str(refused.value)
+    assert "\n" not in message and f"knob {knob!r}, which is also {taken}" in message, message
+    assert "rename it in" in message
+    experiment(model="vae_mlp", objective=objective)  # every registered model passes

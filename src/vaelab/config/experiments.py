@@ -18,6 +18,7 @@ from vaelab.core.errors import ParamsError
 from vaelab.core.knobs import Knobs, did_you_mean, quote, unknown_name, validate
 from vaelab.models.base import ModelConfig
 from vaelab.models.registry import MODELS
+from vaelab.models.saved import RECORD_KEYS
 from vaelab.objectives.registry import OBJECTIVES
 
 
@@ -108,6 +109,7 @@ def parse_experiment(
     model_name = _choose(where, "model", raw.get("model"), MODELS)
     objective_name = _choose(where, "objective", raw.get("objective"), OBJECTIVES)
     model, objective = MODELS[model_name], OBJECTIVES[objective_name]
+    _check_knob_names(model_name, objective_name)
     own = TrainingSpec.keys()
     model_keys, objective_keys = model.Config.keys(), objective.Knobs.keys()
     for key in raw:
@@ -132,6 +134,25 @@ def parse_experiment(
     if prepared is not None:
         _check_data(where, spec, prepared)
     return spec
+
+
+def _check_knob_names(model_name: str, objective_name: str) -> None:
+    """Each key of an experiment means one thing: a model's or objective's knob may not
+    share its name with a training key, a key model.pt records, or the other's knob."""
+    taken = {key: "a training key" for key in TrainingSpec.keys()}
+    taken.update({key: "a key model.pt records" for key in RECORD_KEYS})
+    owners = (
+        (f"model {model_name!r}", MODELS[model_name].Config),
+        (f"objective {objective_name!r}", OBJECTIVES[objective_name].Knobs),
+    )
+    for owner, config in owners:
+        for key in config.keys():
+            if key in taken:
+                raise ParamsError(
+                    f"{owner} has a knob {key!r}, which is also {taken[key]}; rename it in "
+                    f"{config.__module__}.{config.__qualname__}"
+                )
+            taken[key] = f"a knob of {owner}"
 
 
 def _misplaced(where: str, key: str, model_name: str, objective_name: str) -> str:

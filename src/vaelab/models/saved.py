@@ -20,6 +20,29 @@ from vaelab.core.files import atomic_path
 from vaelab.models.base import LatentModel
 from vaelab.models.registry import build_model
 
+# What model.pt's "experiment" record holds beside the experiment's own keys. No model or
+# objective knob may take one of these names: the record would overwrite the knob, and the
+# check that a model file belongs to its experiment would compare the wrong values.
+RECORD_KEYS = (
+    "name",
+    "dataset",
+    "data_fingerprint",
+    "binarize",
+    "precision",
+    "classes",
+    "epochs_run",
+    "kept_epoch",
+)
+
+
+def experiment_record(name: str, keys: dict, **recorded) -> dict:
+    """model.pt's "experiment": experiment NAME's own `keys`, then what the run recorded
+    (the RECORD_KEYS beside `name`)."""
+    unknown = set(recorded) - set(RECORD_KEYS)
+    if unknown:
+        raise TypeError(f"not model.pt record keys: {', '.join(sorted(unknown))}")
+    return {"name": name, **keys, **recorded}
+
 
 @dataclass
 class SavedModel:

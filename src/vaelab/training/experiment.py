@@ -28,7 +28,7 @@ from vaelab.core.files import (
 )
 from vaelab.core.progress import say
 from vaelab.data.splits import Split, hold_out, load_split, prepared_fingerprint, read_meta
-from vaelab.models.saved import save_model
+from vaelab.models.saved import experiment_record, save_model
 from vaelab.runtime.device import describe, resolve_device, training_precision
 from vaelab.training import distributed
 from vaelab.training.checkpoint import Checkpoint, fingerprint
@@ -172,17 +172,17 @@ def fit(
                 )
             # after dvclive's last write: a run that fails to log leaves no new model.pt
             if out is not None:
-                experiment = {
-                    "name": name,
-                    **flat,
-                    "dataset": meta["dataset"],
-                    "data_fingerprint": data_fingerprint,
-                    "binarize": meta["binarize"],
-                    "precision": precision,
-                    "classes": meta["classes"],
-                    "epochs_run": state.epoch,
-                    "kept_epoch": state.best_epoch if spec.validation else state.epoch,
-                }
+                experiment = experiment_record(
+                    name,
+                    flat,
+                    dataset=meta["dataset"],
+                    data_fingerprint=data_fingerprint,
+                    binarize=meta["binarize"],
+                    precision=precision,
+                    classes=meta["classes"],
+                    epochs_run=state.epoch,
+                    kept_epoch=state.best_epoch if spec.validation else state.epoch,
+                )
                 save_model(out / "model.pt", state.model, experiment, state.history, state.seconds)
         if out is not None:
             if saver is not None:
