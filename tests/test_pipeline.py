@@ -167,25 +167,6 @@ def test_metrics_and_plots_show_every_experiment(template):
     assert "reports/test_elbo_per_epoch.png" in plots
 
 
-def test_a_new_experiment_is_one_params_entry(pipeline):
-    project, env, _ = pipeline
-    edit_params(
-        project,
-        lambda p: p["experiments"].update(cvae_wide={**p["experiments"]["cvae"], "latent_dim": 3}),
-    )
-    run = dvc(["repro"], project, env)
-    assert stages_run(run.stdout) == experiment_stages("cvae_wide")
-    shown = json.loads(dvc(["metrics", "show", "--json"], project, env).stdout)
-    metrics = next(iter(shown.values()))["data"][f"{FOLDER}/cvae_wide/metrics.json"]["data"]
-    assert metrics["latent"]["dims"] == 3
-    plots = json.dumps(json.loads(dvc(["plots", "show", "--json"], project, env).stdout))
-    assert f"{FOLDER}/cvae_wide/train/plots/metrics/test/elbo_mc.tsv" in plots
-    assert f"{FOLDER}/cvae_wide/latents.csv" in plots
-    assert summary_rows(project)["cvae_wide"]["latent"] == "3"
-    assert (project / FOLDER / "cvae_wide/paths/traversals.png").exists()
-    assert "cvae_wide" not in (project / "dvc.yaml").read_text()
-
-
 def test_touching_a_module_marks_only_the_stages_that_import_it(pipeline):
     from test_stage_deps import STAGES, loaded_code, script_of
 
@@ -215,23 +196,46 @@ def test_touching_a_module_marks_only_the_stages_that_import_it(pipeline):
         assert importers and stale == expected, module
 
 
-def test_changing_one_experiment_reruns_only_its_stages(pipeline):
+def test_a_new_entry_and_a_changed_one_rerun_only_their_own_stages(pipeline):
+    """A new experiment is one params entry, and changing one experiment reruns its stages
+    alone: both edits in one `dvc repro`, which must run exactly their two sets."""
     project, env, _ = pipeline
-    edit_params(project, lambda p: p["experiments"]["cvae"].update(latent_dim=3))
+
+    def change(p):
+        p["experiments"]["cvae"].update(latent_dim=3)
+        p["experiments"]["vae_mlp_wide"] = {**p["experiments"]["vae_mlp"], "latent_dim": 3}
+
+    edit_params(project, change)
     second = dvc(["repro"], project, env)
-    assert stages_run(second.stdout) == experiment_stages("cvae")
+    assert stages_run(second.stdout) == experiment_stages("cvae") | experiment_stages(
+        "vae_mlp_wide"
+    )
+    assert "vae_mlp_wide" not in (project / "dvc.yaml").read_text()
+
+    # the changed one: its metrics moved, and no other experiment's did
     cvae = f"{FOLDER}/cvae/metrics.json"
     diff = dvc(["metrics", "diff", "HEAD", "--md"], project, env).stdout
     assert cvae in diff and "latent.dims" in diff
     assert "elbo.mc_1sample_nats" in diff
-    assert f"{FOLDER}/vae_mlp" not in diff
+    assert f"{FOLDER}/vae_mlp/" not in diff
     changed = json.loads(dvc(["metrics", "diff", "HEAD", "--json"], project, env).stdout)
     assert changed[cvae]["latent.dims"] == {"old": 2, "new": 3, "diff": 1}
-    assert set(changed) <= {
+    changed_elsewhere = {path for path in changed if not path.startswith(f"{FOLDER}/vae_mlp_wide/")}
+    assert changed_elsewhere <= {
         cvae,
         f"{FOLDER}/cvae/train/metrics.json",
         f"{FOLDER}/cvae/sample_quality.json",
     }
+
+    # the new one: in the metrics, the plots, the summary and its pictures
+    shown = json.loads(dvc(["metrics", "show", "--json"], project, env).stdout)
+    metrics = next(iter(shown.values()))["data"][f"{FOLDER}/vae_mlp_wide/metrics.json"]["data"]
+    assert metrics["latent"]["dims"] == 3
+    plots = json.dumps(json.loads(dvc(["plots", "show", "--json"], project, env).stdout))
+    assert f"{FOLDER}/vae_mlp_wide/train/plots/metrics/test/elbo_mc.tsv" in plots
+    assert f"{FOLDER}/vae_mlp_wide/latents.csv" in plots
+    assert summary_rows(project)["vae_mlp_wide"]["latent"] == "3"
+    assert (project / FOLDER / "vae_mlp_wide/paths/traversals.png").exists()
 
 
 def git(*args, cwd=None, env=None):
@@ -349,73 +353,44 @@ def wait_for_queue(project, env, timeout=900):
         most = max(most, running)
         if "Queued" not in status and "Running" not in status:
             return status, most
-        time.sleep(1)
+        time.sleep(2)  # each look is a dvc process that takes a core from the workers
     raise AssertionError(f"queue still busy after {timeout} s:\n{status}")
-
-
-def test_queued_sweep_shows_each_experiment(pipeline):
-    """`dvc exp run --queue` twice, `dvc queue start -j 2`: two workers at once, each with
-    its own results in `dvc exp show`, as on a machine without GPUs (on one with GPUs each
-    worker's stages would claim their own)."""
-    project, env, _ = pipeline
-    for latent_dim in (5, 6):
-        dvc(
-            [
-                "exp",
-                "run",
-                "--queue",
-                "-S",
-                f"experiments.cvae.latent_dim={latent_dim}",
-                "-n",
-                f"latent-{latent_dim}",
-            ],
-            project,
-            env,
-        )
-    # not through dvc(): the workers it starts inherit its output pipes, so a captured run
-    # would return only once the whole queue is done, and the polling below saw nothing
-    subprocess.run(
-        [str(BIN / "dvc"), "queue", "start", "-j", "2"],
-        cwd=project,
-        env=dict(env, PATH=f"{BIN}:{env['PATH']}"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        check=True,
-    )
-    status, most = wait_for_queue(project, env)
-    assert status.count("Success") == 2, status
-    assert most == 2, "the two experiments never ran at the same time"
-
-    assert_latent_sweep(experiments_shown(project, env), (5, 6))
 
 
 @pytest.mark.xdist_group("shared-remote")  # one build of `shared`
 def test_a_sweep_split_over_two_machines_meets_in_a_third_clone(shared, tmp_path):
     """Two machines each queue and run their share of a latent-size sweep at the same time
-    and `dvc exp push`; a third clone `dvc exp pull`s both, sees their metrics in
-    `dvc exp show`, applies one and `dvc pull`s its model and pictures."""
+    and `dvc exp push`; a third clone `dvc exp pull`s them all, sees their metrics in
+    `dvc exp show`, applies one and `dvc pull`s its model and pictures. The first machine
+    runs its two points with `dvc queue start -j 2`, two workers at once, as on a machine
+    without GPUs (on one with GPUs each worker's stages would claim their own); they train
+    and evaluate only, the stages a sweep over a training knob is read by."""
     from vaelab.models.saved import load_model
 
     origin, env, _ = shared
-    shares = {5: clone(origin, tmp_path / "m1", env), 6: clone(origin, tmp_path / "m2", env)}
+    first, second = clone(origin, tmp_path / "m1", env), clone(origin, tmp_path / "m2", env)
+    shares = {5: first, 7: first, 6: second}
     for latent_dim, machine in shares.items():
-        dvc(
-            [
-                "exp",
-                "run",
-                "--queue",
-                "-n",
-                f"latent-{latent_dim}",
-                "-S",
-                f"experiments.cvae.latent_dim={latent_dim}",
-            ],
-            machine,
-            env,
+        targets = ["train@cvae", "evaluate@cvae"] if machine is first else []
+        queue = ["exp", "run", "--queue", "-n", f"latent-{latent_dim}"]
+        dvc([*queue, "-S", f"experiments.cvae.latent_dim={latent_dim}", *targets], machine, env)
+    for machine, jobs in ((first, "2"), (second, "1")):
+        # not through dvc(): the workers it starts inherit its output pipes, so a captured
+        # run would return only once the whole queue is done, and the polling saw nothing
+        subprocess.run(
+            [str(BIN / "dvc"), "queue", "start", "-j", jobs],
+            cwd=machine,
+            env=dict(env, PATH=f"{BIN}:{env['PATH']}"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
         )
-        dvc(["queue", "start"], machine, env)
-    for machine in shares.values():
-        status, _ = wait_for_queue(machine, env)
-        assert status.count("Success") == 1, status
+    status, most = wait_for_queue(first, env)
+    assert status.count("Success") == 2, status
+    assert most == 2, "the first machine's two experiments never ran at the same time"
+    status, _ = wait_for_queue(second, env)
+    assert status.count("Success") == 1, status
+    for machine in (first, second):
         dvc(["exp", "push", "origin"], machine, env)
 
     third = clone(origin, tmp_path / "m3", env, pull=False)
