@@ -198,4 +198,4 @@ def test_a_knob_named_like_another_key_is_refused_in_one_line(monkeypatch, knob,
     message = str(refused.value)
     assert "\n" not in message and f"knob {knob!r}, which is also {taken}" in message, message
     assert "rename it in" in message
-    experiment(model="vae_mlp", objective=objective)  # every registered model passes
+    experiment(model="vae_mlp", objective=objective)  # the same pair without the clash passes
