@@ -10,35 +10,35 @@ and on the CPU each saved activation buffer is memory traffic a step waits for.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import torch
 
-from vaelab.models.ae_conv import ConvAE
 from vaelab.models.base import LatentModel, ModelConfig, Posterior
-from vaelab.models.cond_vae_mlp import CondVaeMLP
-from vaelab.models.cvae import CVAE
-from vaelab.models.hvae_vamp import HvaeVamp
-from vaelab.models.iaf_mlp import IafMLP
-from vaelab.models.iwae_mlp import IwaeMLP
-from vaelab.models.vae_conv import ConvVAE
-from vaelab.models.vae_mlp import MLPVAE
-from vaelab.models.vamp_mlp import VampMLP
-from vaelab.models.vqvae import VqVae
-from vaelab.models.wae_mlp import WaeMLP
 
+
+def _model_class(entry: str) -> type[LatentModel]:
+    module, _, name = entry.partition(":")
+    return getattr(importlib.import_module(f"vaelab.models.{module}"), name)
+
+
+# name: "module:Class" of this package, so a new model adds its line here and no import
 MODELS: dict[str, type[LatentModel]] = {
-    "cvae": CVAE,
-    "vae_mlp": MLPVAE,
-    "ae_conv": ConvAE,
-    "vae_conv": ConvVAE,
-    "iwae_mlp": IwaeMLP,
-    "vamp_mlp": VampMLP,
-    "hvae_vamp": HvaeVamp,
-    "vqvae": VqVae,
-    "wae_mlp": WaeMLP,
-    "iaf_mlp": IafMLP,
-    "cond_vae_mlp": CondVaeMLP,
+    name: _model_class(entry)
+    for name, entry in {
+        "cvae": "cvae:CVAE",
+        "vae_mlp": "vae_mlp:MLPVAE",
+        "ae_conv": "ae_conv:ConvAE",
+        "vae_conv": "vae_conv:ConvVAE",
+        "iwae_mlp": "iwae_mlp:IwaeMLP",
+        "vamp_mlp": "vamp_mlp:VampMLP",
+        "hvae_vamp": "hvae_vamp:HvaeVamp",
+        "vqvae": "vqvae:VqVae",
+        "wae_mlp": "wae_mlp:WaeMLP",
+        "iaf_mlp": "iaf_mlp:IafMLP",
+        "cond_vae_mlp": "cond_vae_mlp:CondVaeMLP",
+    }.items()
 }
 
 

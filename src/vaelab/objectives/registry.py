@@ -10,21 +10,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from vaelab.core.knobs import Knobs
 from vaelab.models.base import LatentModel
-from vaelab.objectives.losses import (
-    ElboKnobs,
-    IwaeKnobs,
-    Terms,
-    VqKnobs,
-    WaeKnobs,
-    WeightedKnobs,
-    analytic_elbo,
-    autoencoder_bce,
-    iwae,
-    mc_elbo,
-    vq_loss,
-    wae_mmd,
-    weighted_loss,
-)
+from vaelab.objectives import losses
+from vaelab.objectives.losses import Terms
 
 
 class NoKnobs(Knobs):
@@ -62,13 +49,13 @@ class Objective:
 
 
 OBJECTIVES: dict[str, Objective] = {
-    "mc_elbo": Objective(mc_elbo),
-    "analytic_elbo": Objective(analytic_elbo, ElboKnobs),
-    "iwae": Objective(iwae, IwaeKnobs),
-    "weighted": Objective(weighted_loss, WeightedKnobs),
-    "bce": Objective(autoencoder_bce, variational=False),
-    "vq": Objective(vq_loss, VqKnobs, variational=False, discrete=True),
-    "wae_mmd": Objective(wae_mmd, WaeKnobs, variational=False, matches_prior=True),
+    "mc_elbo": Objective(losses.mc_elbo),
+    "analytic_elbo": Objective(losses.analytic_elbo, losses.ElboKnobs),
+    "iwae": Objective(losses.iwae, losses.IwaeKnobs),
+    "weighted": Objective(losses.weighted_loss, losses.WeightedKnobs),
+    "bce": Objective(losses.autoencoder_bce, variational=False),
+    "vq": Objective(losses.vq_loss, losses.VqKnobs, variational=False, discrete=True),
+    "wae_mmd": Objective(losses.wae_mmd, losses.WaeKnobs, variational=False, matches_prior=True),
 }
 
 
