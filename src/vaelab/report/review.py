@@ -267,6 +267,9 @@ def curves_chart(folder: str, paths: list[str], base: Side, head: Side) -> bytes
             ax.plot(frame[x], frame[y], style, color=colour, marker=".", label=side.label)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("epoch")
+        low, high = ax.get_xlim()
+        if high - low < 2:  # a one-epoch run: a span of whole epochs, so the ticks are too
+            ax.set_xlim((low + high) / 2 - 1, (low + high) / 2 + 1)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
