@@ -55,7 +55,61 @@ CODES = np.random.default_rng(0).normal(size=(300, 3)) * [1.0, 2.0, 0.5] + [3.0,
 
 @pytest.fixture(scope="module")
 def fitted():
-    return {name: fit_sampler(name, CODES, components=4, seed=0) for name in SAMPLERS}
+    model = build_model("vae_mlp", 28, latent_dim=3, hidden_dim=8)
+    return {name: fit_sampler(name, CODES, components=4, seed=0, model=model) for name in SAMPLERS}
+
+
+# three far-apart, narrow VampPrior components in 2-D, set by hand: draws of the model's
+# prior must fall in them a third each, which N(0, I) draws never would
+CENTRES = torch.tensor([[6.0, 0.0], [-6.0, 0.0], [0.0, 6.0]])
+NARROW = torch.full((3, 2), math.log(0.1**2))  # sd 0.1
+
+
+def nearest_centre(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    distance, index = torch.cdist(z, CENTRES).min(1)
+    return index, distance
+
+
+def test_the_prior_sampler_draws_a_standard_prior_as_before_and_a_vampprior_from_its_mixture(
+    monkeypatch,
+):
+    standard = build_model("vae_mlp", 28, latent_dim=2, hidden_dim=8)
+    z = fit_sampler("prior", CODES, 1, 0, model=standard).sample(500, seed=5)
+    assert torch.equal(z, torch.randn(500, 2, generator=torch.Generator().manual_seed(5)))
+
+    vamp = build_model("vamp_mlp", 28, latent_dim=2, hidden_dim=8, prior="vamp", pseudo_inputs=3)
+    monkeypatch.setattr(vamp, "prior_components", lambda: (CENTRES, NARROW))
+    z = fit_sampler("prior", CODES, 1, 0, model=vamp).sample(6000, seed=5)
+    index, distance = nearest_centre(z)
+    assert distance.max() < 0.6  # every draw within 6 sd of a component's mean
+    assert torch.allclose(
+        torch.bincount(index, minlength=3) / 6000.0, torch.full((3,), 1 / 3), atol=0.03
+    )
+    assert z.std(0).min() > 2.0  # spread over the three (sd 4.9 and 2.8), not one N(0, I) blob
+    with pytest.raises(ValueError, match="pass the model"):
+        fit_sampler("prior", CODES, 1, 0)
+
+
+class Constant(torch.nn.Module):
+    def __init__(self, value: float):
+        super().__init__()
+        self.value = value
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(h, self.value)
+
+
+def test_the_prior_sampler_draws_a_hierarchy_ancestrally(monkeypatch):
+    # p(z2) the three components above; p(z1 | z2) = N(z2, 0.1^2) with the networks replaced
+    model = build_model("hvae_vamp", 28, latent_dim=2, hidden_dim=8, pseudo_inputs=3)
+    monkeypatch.setattr(model, "prior_components", lambda: (CENTRES, NARROW))
+    model.p_z1_hidden, model.p_z1_mean = torch.nn.Identity(), torch.nn.Identity()
+    model.p_z1_logvar = Constant(math.log(0.1**2))
+    z = fit_sampler("prior", CODES, 1, 0, model=model).sample(6000, seed=2)
+    z1, z2 = z[:, :2], z[:, 2:]
+    assert z.shape == (6000, 4)
+    assert nearest_centre(z2)[1].max() < 0.6
+    assert (z1 - z2).std(0).sub(0.1).abs().max() < 0.01  # z1 scattered around its own z2
 
 
 @pytest.mark.parametrize("name", SAMPLERS)

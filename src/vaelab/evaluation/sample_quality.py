@@ -130,7 +130,7 @@ def score_samplers(
     scores, grids = {}, {}
     asked = torch.arange(count) % classes if model.conditional else None
     for offset, name in enumerate(samplers_for(model.has_prior, model.discrete)):
-        sampler = fit_sampler(name, train_codes, components, seed, model.latent_dim)
+        sampler = fit_sampler(name, train_codes, components, seed, model.latent_dim, model)
         probs = decode_probs(model, sampler.sample(count, seed + offset), labels=asked)
         images = pixels_of(probs, binarize, seed + offset)
         features, probs = predict(net, images)

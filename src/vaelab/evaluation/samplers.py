@@ -1,6 +1,8 @@
 """Where latent codes to decode come from, apart from the models (as in pythae).
 
-- `prior`: N(0, I), the prior a VAE is trained towards; an autoencoder has none.
+- `prior`: the model's own prior p(z), the one a VAE is trained towards (N(0, I), the
+  VampPrior's mixture, or a hierarchy's ancestral draw; pythae's VAMPSampler for the
+  VampPrior) or that a WAE's codes are matched to; a plain autoencoder has none.
 - `box`: uniform in the bounding box of the training set's codes, what seed 003 does
   for its autoencoder; gaps and uneven density in the embedding then decode to poor images.
 - `mixture`: a Gaussian mixture fitted (scikit-learn's EM) on the training set's posterior
@@ -25,6 +27,8 @@ import numpy as np
 import torch
 from sklearn.mixture import GaussianMixture
 
+from vaelab.models.base import LatentModel
+
 
 class Sampler:
     def sample(self, count: int, seed: int) -> torch.Tensor:
@@ -32,11 +36,11 @@ class Sampler:
 
 
 class PriorSampler(Sampler):
-    def __init__(self, dims: int):
-        self.dims = dims
+    def __init__(self, model: LatentModel):
+        self.model = model
 
     def sample(self, count: int, seed: int) -> torch.Tensor:
-        return torch.randn(count, self.dims, generator=torch.Generator().manual_seed(seed))
+        return self.model.sample_prior(count, torch.Generator().manual_seed(seed))
 
 
 class BoxSampler(Sampler):
@@ -85,8 +89,8 @@ class MixtureSampler(Sampler):
 @dataclass(frozen=True)
 class SamplerKind:
     description: str  # what its picture in the report shows
-    # (training codes, components, seed, the width of a code's position)
-    fit: Callable[[np.ndarray, int, int, int], Sampler]
+    # (the model, its training codes, components, seed, the width of a code's position)
+    fit: Callable[[LatentModel | None, np.ndarray, int, int, int], Sampler]
     needs_prior: bool = False  # a plain autoencoder has no prior to draw from
     # None: for every model; True: codebook codes only; False: all but those
     discrete: bool | None = None
@@ -94,24 +98,24 @@ class SamplerKind:
 
 SAMPLERS: dict[str, SamplerKind] = {
     "prior": SamplerKind(
-        "samples from the prior N(0, I)",
-        lambda codes, components, seed, width: PriorSampler(codes.shape[1]),
+        "samples from the model's prior p(z)",
+        lambda model, codes, components, seed, width: PriorSampler(model),
         needs_prior=True,
         discrete=False,
     ),
     "box": SamplerKind(
         "samples from the training codes' bounding box",
-        lambda codes, components, seed, width: BoxSampler(codes),
+        lambda model, codes, components, seed, width: BoxSampler(codes),
     ),
     # a codebook's codes are too wide and too degenerate for a full-covariance mixture
     "mixture": SamplerKind(
         "samples from a Gaussian mixture fitted on the training codes",
-        lambda codes, components, seed, width: MixtureSampler(codes, components, seed),
+        lambda model, codes, components, seed, width: MixtureSampler(codes, components, seed),
         discrete=False,
     ),
     "codebook": SamplerKind(
         "samples from each code position's histogram of codebook rows in the training codes",
-        lambda codes, components, seed, width: CodebookSampler(codes, width),
+        lambda model, codes, components, seed, width: CodebookSampler(codes, width),
         discrete=True,
     ),
 }
@@ -128,10 +132,18 @@ def samplers_for(prior: bool, discrete: bool = False) -> tuple[str, ...]:
 
 
 def fit_sampler(
-    name: str, train_codes: np.ndarray, components: int, seed: int, width: int | None = None
+    name: str,
+    train_codes: np.ndarray,
+    components: int,
+    seed: int,
+    width: int | None = None,
+    model: LatentModel | None = None,
 ) -> Sampler:
-    """The sampler `name`, fitted on the training set's codes [N, D], whose positions (for
-    the codebook sampler) are `width` numbers wide (the whole code when None)."""
+    """The sampler `name`, fitted on the training set's codes [N, D] of `model` (which the
+    prior sampler draws from), whose positions (for the codebook sampler) are `width`
+    numbers wide (the whole code when None)."""
     if name not in SAMPLERS:
         raise ValueError(f"sampler {name!r}; allowed: {', '.join(SAMPLERS)}")
-    return SAMPLERS[name].fit(train_codes, components, seed, width or train_codes.shape[1])
+    if SAMPLERS[name].needs_prior and model is None:
+        raise ValueError(f"sampler {name!r} draws from a model's prior: pass the model")
+    return SAMPLERS[name].fit(model, train_codes, components, seed, width or train_codes.shape[1])

@@ -224,6 +224,23 @@ class LatentModel(nn.Module):
             return log_normal_pdf(z, 0.0, 0.0)
         return log_mixture_pdf(z, *self.prior_components())
 
+    def sample_prior(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        """`count` codes [count, D] drawn from p(z), with noise from `generator` (a CPU one),
+        on the CPU: all of p(z), whatever its structure (a hierarchical model overrides
+        this with its ancestral draw)."""
+        return self.sample_top_prior(count, generator)
+
+    def sample_top_prior(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        """Draws of the prior the config names: N(0, I), or the VampPrior (a pseudo-input
+        chosen uniformly, then its posterior's Gaussian)."""
+        noise = torch.randn(count, self.latent_dim, generator=generator)
+        if self.pseudo_inputs is None:
+            return noise
+        with torch.no_grad():
+            mean, logvar = (t.cpu() for t in self.prior_components())
+        pick = torch.randint(len(mean), (count,), generator=generator)
+        return mean[pick] + torch.exp(0.5 * logvar[pick]) * noise
+
     def prior_components(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The VampPrior's mixture components: the posteriors of the pseudo-inputs."""
         if self._prior_cache is not None:

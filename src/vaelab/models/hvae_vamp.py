@@ -153,6 +153,16 @@ class HvaeVamp(LatentModel):
         p_z1 = Posterior(self.p_z1_mean(h), self.p_z1_logvar(h))  # a Gaussian given z2
         return p_z1.log_prob(z1) + self.log_top_prior(z2)
 
+    def sample_prior(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        """Ancestral draws: z2 from p(z2), then z1 from p(z1 | z2); codes concat(z1, z2)."""
+        z2 = self.sample_top_prior(count, generator)
+        device = next(self.parameters()).device
+        with torch.no_grad():
+            h = self.p_z1_hidden(z2.to(device))
+            mean, logvar = self.p_z1_mean(h).float().cpu(), self.p_z1_logvar(h).float().cpu()
+        z1 = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=generator)
+        return torch.cat([z1, z2], dim=-1)
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         z1, z2 = self._split(z)
         h = self.p_x_joint(torch.cat([self.p_x_from_z1(z1), self.p_x_from_z2(z2)], dim=-1))
