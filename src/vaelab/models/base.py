@@ -233,13 +233,12 @@ class LatentModel(nn.Module):
     def sample_top_prior(self, count: int, generator: torch.Generator) -> torch.Tensor:
         """Draws of the prior the config names: N(0, I), or the VampPrior (a pseudo-input
         chosen uniformly, then its posterior's Gaussian)."""
-        noise = torch.randn(count, self.latent_dim, generator=generator)
         if self.pseudo_inputs is None:
-            return noise
+            return torch.randn(count, self.latent_dim, generator=generator)
         with torch.no_grad():
             mean, logvar = (t.cpu() for t in self.prior_components())
         pick = torch.randint(len(mean), (count,), generator=generator)
-        return mean[pick] + torch.exp(0.5 * logvar[pick]) * noise
+        return Posterior(mean[pick], logvar[pick]).sample(generator)
 
     def prior_components(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The VampPrior's mixture components: the posteriors of the pseudo-inputs."""

@@ -149,18 +149,19 @@ class HvaeVamp(LatentModel):
     def log_prior(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z1 | z2) + log p(z2) for z = concat(z1, z2) [..., 2D]."""
         z1, z2 = self._split(z)
+        return self._p_z1(z2).log_prob(z1) + self.log_top_prior(z2)
+
+    def _p_z1(self, z2: torch.Tensor) -> Posterior:
+        """p(z1 | z2), a diagonal Gaussian given z2."""
         h = self.p_z1_hidden(z2)
-        p_z1 = Posterior(self.p_z1_mean(h), self.p_z1_logvar(h))  # a Gaussian given z2
-        return p_z1.log_prob(z1) + self.log_top_prior(z2)
+        return Posterior(self.p_z1_mean(h), self.p_z1_logvar(h))
 
     def sample_prior(self, count: int, generator: torch.Generator) -> torch.Tensor:
         """Ancestral draws: z2 from p(z2), then z1 from p(z1 | z2); codes concat(z1, z2)."""
         z2 = self.sample_top_prior(count, generator)
-        device = next(self.parameters()).device
         with torch.no_grad():
-            h = self.p_z1_hidden(z2.to(device))
-            mean, logvar = self.p_z1_mean(h).float().cpu(), self.p_z1_logvar(h).float().cpu()
-        z1 = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=generator)
+            p_z1 = self._p_z1(z2.to(next(self.parameters()).device))
+        z1 = Posterior(p_z1.mean.float().cpu(), p_z1.logvar.float().cpu()).sample(generator)
         return torch.cat([z1, z2], dim=-1)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
