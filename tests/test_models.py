@@ -85,6 +85,22 @@ def test_keras_initialisation(name):
             assert layer.weight.abs().max() > 0.8 * bound
 
 
+@pytest.mark.parametrize("name", ["vae_mlp", "iaf_mlp"])
+def test_init_torch_keeps_pytorchs_own_initialisation(name):
+    torch.manual_seed(0)
+    model = build_model(name, 28, latent_dim=4, init="torch")
+    torch.manual_seed(0)
+    glorot = build_model(name, 28, latent_dim=4)
+    assert torch.count_nonzero(model.mean.bias) > 0  # nn.Linear's uniform biases, not zeros
+    fan_in = model.mean.weight.shape[1]
+    assert model.mean.weight.abs().max() <= 1 / math.sqrt(fan_in) + 1e-7
+    assert not torch.equal(model.mean.weight, glorot.mean.weight)
+    torch.manual_seed(0)
+    assert torch.equal(
+        build_model(name, 28, latent_dim=4, init="torch").mean.weight, model.mean.weight
+    )
+
+
 def test_logvar_clamp_bounds_the_posterior():
     model = build_model("vae_mlp", 28, latent_dim=2, logvar_clamp=1.5)
     with torch.no_grad():

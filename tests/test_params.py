@@ -308,3 +308,15 @@ def test_literature_track_is_checked_like_the_references():
         match=r"^literature.experiments.vae_static: pseudo_inputs is a knob of prior: vamp only$",
     ):
         experiments_of(parse_sections(vamp), track="literature")
+
+
+def test_init_is_a_knob_only_of_the_models_that_take_it():
+    raw = with_change("literature.experiments.vamp_static.init", "torch")
+    with pytest.raises(
+        ParamsError,
+        match=(
+            r"^literature.experiments.vamp_static.init: not used by model 'vamp_mlp' .*"
+            r"it is a key of model 'vae_mlp', 'iaf_mlp'$"
+        ),
+    ):
+        experiments_of(parse_sections(raw), track="literature")

@@ -13,7 +13,7 @@ so the log-determinant enters `draw`'s density and every estimator (ELBO, IWAE) 
 it; the KL has no closed form, so the "analytic" ELBO estimates it by Monte Carlo.
 
 The paper's MNIST models are convolutional ResNet VAEs; here vae_mlp's dense layers (relu,
-Glorot-uniform), a latent of `latent_dim`, `flow_steps` steps of one masked hidden layer of
+Glorot-uniform unless `init: torch`), a latent of `latent_dim`, `flow_steps` steps of one masked hidden layer of
 `flow_hidden` units each, and the forget-gate bias of 1 that starts each step near the
 identity, as the paper recommends.
 """
@@ -35,10 +35,10 @@ from vaelab.models.base import (
     Posterior,
     VariationalConfig,
 )
-from vaelab.models.layers import keras_init
+from vaelab.models.layers import InitKnob, initialise
 
 
-class IafMlpConfig(VariationalConfig):
+class IafMlpConfig(VariationalConfig, InitKnob):
     latent_dim: int = Field(default=16, ge=1)
     hidden_dim: int = Field(default=500, ge=1)
     flow_steps: int = Field(default=2, ge=1)
@@ -177,7 +177,7 @@ class IafMLP(LatentModel):
             nn.Linear(hidden, pixels),
             nn.Unflatten(1, (1, image_size, image_size)),
         )
-        keras_init(self)
+        initialise(self, config.init)
 
     def encode(self, x: torch.Tensor) -> FlowPosterior:
         h = self.hidden(x)

@@ -1,10 +1,15 @@
-"""Layers the architectures share: Keras's initialisation, the "same"-padded stride-2
-transposed convolution, and the decoders' last layer with its CPU inference path."""
+"""Layers the architectures share: Keras's initialisation (or PyTorch's, as a knob), the
+"same"-padded stride-2 transposed convolution, and the decoders' last layer with its CPU
+inference path."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
+
+from vaelab.core.knobs import Knobs
 
 
 def keras_init(module: nn.Module) -> None:
@@ -18,6 +23,19 @@ def keras_init(module: nn.Module) -> None:
             nn.init.xavier_uniform_(layer.weight)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
+
+
+class InitKnob(Knobs):
+    """The `init` knob of a model that can start either way: "glorot" (keras_init, what the
+    Keras seeds train from) or "torch" (the layers as PyTorch builds them: Kaiming-uniform
+    weights with a = sqrt(5) and uniform biases, what pythae's networks start from)."""
+
+    init: Literal["glorot", "torch"] = "glorot"
+
+
+def initialise(module: nn.Module, init: Literal["glorot", "torch"]) -> None:
+    if init == "glorot":
+        keras_init(module)
 
 
 class NarrowConv2d(nn.Conv2d):

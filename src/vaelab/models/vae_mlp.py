@@ -13,10 +13,10 @@ from pydantic import Field
 from torch import nn
 
 from vaelab.models.base import HiddenHeads, VariationalConfig
-from vaelab.models.layers import keras_init
+from vaelab.models.layers import InitKnob, initialise
 
 
-class MLPConfig(VariationalConfig):
+class MLPConfig(VariationalConfig, InitKnob):
     hidden_dim: int = Field(default=256, ge=1)
 
 
@@ -38,4 +38,4 @@ class MLPVAE(HiddenHeads):
             nn.Linear(hidden_dim, pixels),
             nn.Unflatten(1, (1, image_size, image_size)),
         )
-        keras_init(self)
+        initialise(self, config.init)
