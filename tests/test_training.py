@@ -103,7 +103,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(
     assert all(torch.equal(a, b) for a, b in zip(resumed.grids, reference.grids, strict=True))
 
 
-def test_checkpoint_fingerprint_follows_params_data_and_code(prepared_data, tmp_path, monkeypatch):
+def test_checkpoint_fingerprint_follows_params_and_data(prepared_data):
     meta = read_meta(prepared_data / "binary28")
     base = fingerprint(experiment(), meta, None)
     assert fingerprint(experiment(), meta, None) == base
@@ -111,20 +111,34 @@ def test_checkpoint_fingerprint_follows_params_data_and_code(prepared_data, tmp_
     assert fingerprint(experiment(epochs=7), meta, None) == base  # the ceiling may move
     assert fingerprint(experiment(), {**meta, "seed": 1}, None) != base
     assert fingerprint(experiment(), meta, 100) != base
-    # a copy of the library with one changed source file
+
+
+def test_a_checkpoint_resumes_after_edits_to_code_it_never_imported_only(
+    prepared_data, tmp_path, monkeypatch, capsys
+):
     from vaelab.training import checkpoint
 
+    # a copy of the library, whose bytes the checkpoint reads, with one file no run imports
     source = tmp_path / "vaelab"
-    for path in checkpoint._SOURCE_DIR.rglob("*.py"):
-        (source / path.relative_to(checkpoint._SOURCE_DIR)).parent.mkdir(
-            parents=True, exist_ok=True
-        )
-        (source / path.relative_to(checkpoint._SOURCE_DIR)).write_bytes(path.read_bytes())
+    for path in checkpoint._LIBRARY.rglob("*.py"):
+        (source / path.relative_to(checkpoint._LIBRARY)).parent.mkdir(parents=True, exist_ok=True)
+        (source / path.relative_to(checkpoint._LIBRARY)).write_bytes(path.read_bytes())
+    never_imported = source / "models" / "not_imported_by_any_run.py"
+    never_imported.write_text("WIDTH = 1\n")
     monkeypatch.setattr(checkpoint, "_SOURCE_DIR", source)
-    assert fingerprint(experiment(), meta, None) == base
+    data, ckpt = prepared_data / "binary28", tmp_path / "ckpt.pt"
+    fit(experiment(epochs=1), data, ckpt)
+    assert "training/loop.py" in torch.load(ckpt, weights_only=True)["sources"]
+
+    never_imported.write_text("WIDTH = 2\n")
+    assert Checkpoint(ckpt, fingerprint(experiment(), read_meta(data), None)).load() is not None
+    assert fit(experiment(epochs=2), data, ckpt).resumed_from == 1
+
     edited = source / "training" / "loop.py"
     edited.write_text(edited.read_text() + "\n# edited\n")
-    assert fingerprint(experiment(), meta, None) != base
+    capsys.readouterr()
+    assert fit(experiment(epochs=3), data, ckpt).resumed_from == 0
+    assert "was written by other code (training/loop.py changed since)" in capsys.readouterr().err
 
 
 def test_a_run_resumed_with_more_epochs_is_the_longer_run(prepared_data, tmp_path):

@@ -13,9 +13,9 @@ so the log-determinant enters `draw`'s density and every estimator (ELBO, IWAE) 
 it; the KL has no closed form, so the "analytic" ELBO estimates it by Monte Carlo.
 
 The paper's MNIST models are convolutional ResNet VAEs; here vae_mlp's dense layers (relu,
-Glorot-uniform unless `init: torch`), a latent of `latent_dim`, `flow_steps` steps of one masked hidden layer of
-`flow_hidden` units each, and the forget-gate bias of 1 that starts each step near the
-identity, as the paper recommends.
+Glorot-uniform unless `init: torch`), a latent of `latent_dim`, `flow_steps` steps of one
+masked hidden layer of `flow_hidden` units each, and the forget-gate bias of 1 that starts
+each step near the identity, as the paper recommends.
 """
 
 from __future__ import annotations
