@@ -32,14 +32,24 @@ def synthetic_mirror(tmp_path):
     return mirror, manifest
 
 
-@pytest.fixture(scope="session")
-def real_mnist_mirror() -> Path:
-    if not (SHARED_DATASETS / "mnist" / "train-images-idx3-ubyte.gz").exists():
+def _shared_mirror(dataset: str) -> Path:
+    if not (SHARED_DATASETS / dataset / "train-images-idx3-ubyte.gz").exists():
         pytest.fail(
-            f"real MNIST mirror missing at {SHARED_DATASETS}; it must sit beside the "
-            f"repository as ../shared/datasets"
+            f"real {dataset} missing from the mirror at {SHARED_DATASETS}; it must sit "
+            f"beside the repository as ../shared/datasets"
         )
     return SHARED_DATASETS
+
+
+@pytest.fixture(scope="session")
+def real_mnist_mirror() -> Path:
+    return _shared_mirror("mnist")
+
+
+@pytest.fixture(scope="session")
+def real_fashion_mirror() -> Path:
+    """The shared mirror, holding the real Fashion-MNIST (Debian's re-gzipped copies)."""
+    return _shared_mirror("fashion_mnist")
 
 
 def run_env(**extra: str) -> dict[str, str]:
@@ -140,7 +150,8 @@ def experiment(**overrides):
 
 @pytest.fixture(scope="session")
 def prepared_data(tmp_path_factory):
-    """Prepared synthetic folders: binarized MNIST-like 28x28 and grey Fashion-like 32x32."""
+    """Prepared folders: synthetic binarized MNIST-like 28x28, and grey 32x32 from the
+    first 400 + 100 images of the real Fashion-MNIST."""
     from synthetic import write_manifest, write_mirror
 
     from vaelab.config.params import PreparedSpec
@@ -148,39 +159,38 @@ def prepared_data(tmp_path_factory):
     from vaelab.data.raw.manifest import load_manifest
 
     root = tmp_path_factory.mktemp("prepared")
-    entries = {
-        "mnist": write_mirror(root / "mirror", "mnist", n_train=512, n_test=128),
-        "fashion_mnist": write_mirror(
-            root / "mirror", "fashion_mnist", n_train=400, n_test=100, seed=1
-        ),
-    }
-    manifest = write_manifest(root / "manifest.yaml", entries)
-    specs = {
+    manifest = write_manifest(
+        root / "manifest.yaml",
+        {"mnist": write_mirror(root / "mirror", "mnist", n_train=512, n_test=128)},
+    )
+    synthetic = {
         "binary28": PreparedSpec(dataset="mnist", binarize="threshold", size=28),
         "grey28": PreparedSpec(dataset="mnist", binarize="none", size=28),
-        "fashion32": PreparedSpec(dataset="fashion_mnist", binarize="none", size=32),
     }
-    for name, spec in specs.items():
-        prepare(
-            root / "mirror" / spec.dataset, load_manifest(spec.dataset, manifest), spec, root / name
-        )
+    for name, spec in synthetic.items():
+        prepare(root / "mirror/mnist", load_manifest("mnist", manifest), spec, root / name)
+    fashion = PreparedSpec(
+        dataset="fashion_mnist", binarize="none", size=32, train_limit=400, test_limit=100
+    )
+    real = _shared_mirror("fashion_mnist") / "fashion_mnist"
+    prepare(real, load_manifest("fashion_mnist"), fashion, root / "fashion32")
     return root
 
 
 def offline_project(tmp_path: Path, shared: Path) -> tuple[Path, dict]:
-    """A project copy on the tiny profile whose mirror holds real MNIST, and synthetic
-    Fashion-MNIST and Larochelle binarized MNIST (with the copy's manifest describing the
+    """A project copy on the tiny profile whose mirror holds real MNIST and Fashion-MNIST,
+    and a synthetic Larochelle binarized MNIST (with the copy's manifest describing the
     synthetic files)."""
     import yaml
-    from synthetic import write_amat_mirror, write_mirror
+    from synthetic import write_amat_mirror
 
     project = project_copy(tmp_path / "project")
     mirror = tmp_path / "mirror"
     mirror.mkdir()
-    (mirror / "mnist").symlink_to(shared / "mnist")
+    for dataset in ("mnist", "fashion_mnist"):
+        (mirror / dataset).symlink_to(shared / dataset)
     manifest_path = project / "src/vaelab/data/raw/manifest.yaml"
     manifest = yaml.safe_load(manifest_path.read_text())
-    manifest["fashion_mnist"] = write_mirror(mirror, "fashion_mnist", n_train=256, n_test=128)
     manifest["binarized_mnist"] = write_amat_mirror(mirror, n_train=200, n_valid=56, n_test=128)
     manifest_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
     from vaelab.tools.profiles import apply_profile

@@ -5,7 +5,6 @@ import json
 import pytest
 import yaml
 from conftest import dvc, project_copy, run_env
-from synthetic import write_mirror
 
 from vaelab.data.splits import load_split
 
@@ -57,17 +56,24 @@ def test_unrelated_param_change_reruns_nothing(mnist_project):
     assert "up to date" in status.stdout, status.stdout
 
 
-def test_fashion_mnist_path_on_synthetic_files(tmp_path):
+def test_fashion_mnist_stages_on_the_real_files(real_fashion_mirror, tmp_path):
+    """Debian's re-gzipped copies verify by the sha256 of their contents (their .gz md5
+    is not the published one), and prepare pads a slice of them to 32x32."""
     project = project_copy(tmp_path / "project")
-    mirror = tmp_path / "mirror"
-    manifest_path = project / "src/vaelab/data/raw/manifest.yaml"
-    manifest = yaml.safe_load(manifest_path.read_text())
-    manifest["fashion_mnist"] = write_mirror(mirror, "fashion_mnist", n_train=120, n_test=40)
-    manifest_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
-    env = run_env(VAELAB_MIRROR=str(mirror))
-    dvc(["repro", "prepare@fashion_grey32"], project, env)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"]["prepared"]["fashion_grey32"].update(train_limit=120, test_limit=40)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = run_env(VAELAB_MIRROR=str(real_fashion_mirror))
+    result = dvc(["repro", "prepare@fashion_grey32"], project, env)
+    assert "checksum ok (c59f468a2f67" in result.stdout + result.stderr  # by sha256
     train = load_split(project / "data/prepared/fashion_grey32", "train")
     assert train.images.shape == (120, 1, 32, 32)
     assert train.images[:, :, :2].eq(0).all() and train.images[:, :, :, -2:].eq(0).all()
-    assert sorted((project / "data/raw/fashion_mnist").iterdir())
+    assert train.labels[:5].tolist() == [9, 0, 0, 3, 0]
+    assert sorted(p.name for p in (project / "data/raw/fashion_mnist").iterdir()) == [
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+    ]
     assert not (project / "data/raw/mnist").exists()

@@ -85,3 +85,33 @@ def test_shipped_manifest_has_a_checksum_for_every_file():
         for spec in manifest.files.values():
             assert spec.sha256 or spec.md5_gz
             assert spec.shape[0] in (60000, 10000)
+
+
+def test_a_copy_verifies_by_either_checksum_and_a_mismatch_names_both():
+    import hashlib
+
+    raw = idx_bytes(np.zeros(5, dtype=np.uint8))
+    published = gzip.compress(raw, mtime=0)
+    regzipped = gzip.compress(raw, mtime=1, compresslevel=1)  # Debian's copy: same bytes inside
+    assert published != regzipped
+    spec = RawFile(
+        name="l.gz",
+        shape=(5,),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        md5_gz=hashlib.md5(published).hexdigest(),
+    )
+    assert verify(published, spec, "m").checksum == spec.sha256
+    assert verify(regzipped, spec, "m").checksum == spec.sha256
+    md5_only = RawFile(name="l.gz", shape=(5,), sha256="0" * 64, md5_gz=spec.md5_gz)
+    assert verify(published, md5_only, "m").checksum == spec.md5_gz
+    with pytest.raises(DataError, match="checksum mismatch") as info:
+        verify(regzipped, md5_only, "m")
+    message = str(info.value)
+    assert f"expected sha256 {'0' * 64} or md5 of .gz {spec.md5_gz}, got sha256 " in message
+    assert hashlib.md5(regzipped).hexdigest() in message and "\n" not in message
+
+
+def test_shipped_manifest_holds_both_checksums_of_mnist_and_fashion_mnist():
+    for dataset in ("mnist", "fashion_mnist"):
+        for spec in load_manifest(dataset).files.values():
+            assert len(spec.sha256) == 64 and len(spec.md5_gz) == 32, (dataset, spec.name)

@@ -32,7 +32,7 @@ def build_template(folder: Path, mirror: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory, real_mnist_mirror):
+def template(tmp_path_factory, real_mnist_mirror, real_fashion_mirror):
     """The tiny-profile project after one full `dvc repro`, committed; never changed. Each
     worker gets its own copy of the one build, as dvc writes into a project it reads."""
     built = built_once(

@@ -45,21 +45,43 @@ def test_pad_to_32_centres_with_zeros():
 @pytest.mark.parametrize(
     ("mode", "size", "values"), [("threshold", 28, {0.0, 1.0}), ("none", 32, None)]
 )
-def test_prepare_writes_both_splits(synthetic_mirror, tmp_path, mode, size, values):
-    mirror, manifest_path = synthetic_mirror
-    manifest = load_manifest("fashion_mnist", manifest_path)
-    spec = PreparedSpec(dataset="fashion_mnist", binarize=mode, size=size)
-    meta = prepare(mirror / "fashion_mnist", manifest, spec, tmp_path / "prepared")
+def test_prepare_writes_both_splits_of_real_fashion_mnist(
+    real_fashion_mirror, tmp_path, mode, size, values
+):
+    spec = PreparedSpec(
+        dataset="fashion_mnist", binarize=mode, size=size, train_limit=300, test_limit=100
+    )
+    meta = prepare(
+        real_fashion_mirror / "fashion_mnist",
+        load_manifest("fashion_mnist"),
+        spec,
+        tmp_path / "prepared",
+    )
     assert meta["counts"] == {"train": 300, "test": 100}
     assert read_meta(tmp_path / "prepared")["classes"][0] == "T-shirt/top"
     train = load_split(tmp_path / "prepared", "train")
+    test = load_split(tmp_path / "prepared", "test")
     assert train.images.shape == (300, 1, size, size) and train.images.dtype == torch.float32
     assert 0.0 <= train.images.min() and train.images.max() <= 1.0
     if values:
         assert set(train.images.unique().tolist()) == values
     else:
         assert len(train.images.unique()) > 2
+        assert train.images[:, :, :2].eq(0).all() and train.images[:, :, :, -2:].eq(0).all()
     assert train.labels.dtype == torch.int64 and len(train) == 300
+    # the published order: the first labels of each split, as zalandoresearch lists them
+    assert train.labels[:5].tolist() == [9, 0, 0, 3, 0]
+    assert test.labels[:5].tolist() == [9, 2, 1, 1, 6]
+
+
+def test_whole_real_fashion_mnist_is_the_published_set(real_fashion_mirror, tmp_path):
+    spec = PreparedSpec(dataset="fashion_mnist", binarize="none", size=28)
+    prepare(real_fashion_mirror / "fashion_mnist", load_manifest("fashion_mnist"), spec, tmp_path)
+    train, test = load_split(tmp_path, "train"), load_split(tmp_path, "test")
+    assert torch.bincount(train.labels).tolist() == [6000] * 10
+    assert torch.bincount(test.labels).tolist() == [1000] * 10
+    assert train.images.mean().item() == pytest.approx(0.2860, abs=5e-5)
+    assert train.images.std().item() == pytest.approx(0.3530, abs=5e-5)
 
 
 def test_prepare_rejects_a_raw_file_changed_after_download(synthetic_mirror, tmp_path):
