@@ -5,6 +5,8 @@ import torch
 
 from vaelab.models.registry import build_model
 from vaelab.pictures.plots import (
+    CAPTION_PX,
+    caption,
     epoch_frames,
     epoch_gif,
     latents_table,
@@ -47,11 +49,23 @@ def test_gif_has_one_frame_per_epoch_in_epoch_order(tmp_path):
     frames = frames[:4]
     assert epoch_gif(frames, tmp_path / "epochs.gif", scale=2) == 4
     gif = iio.imread(tmp_path / "epochs.gif", index=None)
-    assert gif.shape[0] == 4 and gif.shape[1:3] == (20, 24)
-    assert (
-        len({int(frame[..., 0].mean()) if frame.ndim == 3 else int(frame.mean()) for frame in gif})
-        == 4
-    )
+    if gif.ndim == 4:
+        gif = gif[..., 0]
+    assert gif.shape == (4, CAPTION_PX + 20, 24)
+    assert len({int(frame[CAPTION_PX:].mean()) for frame in gif}) == 4
+
+
+def test_each_gif_frame_says_its_epoch(tmp_path):
+    frames = []
+    for epoch in (1, 2):
+        frames.append(tmp_path / f"{epoch}.png")
+        save_png(np.zeros((40, 120), dtype=np.uint8), frames[-1])
+    epoch_gif(frames, tmp_path / "epochs.gif", scale=1)
+    gif = iio.imread(tmp_path / "epochs.gif", index=None)
+    bands = (gif[..., 0] if gif.ndim == 4 else gif)[:, :CAPTION_PX]
+    assert bands.min() < 100 and np.median(bands) > 200  # dark text on a light band
+    assert not np.array_equal(bands[0], bands[1])  # "epoch 1 of 2", then "epoch 2 of 2"
+    assert np.array_equal(bands[0], caption("epoch 1 of 2", 120, CAPTION_PX))
 
 
 def test_samples_and_reconstructions_have_the_right_size():

@@ -39,10 +39,12 @@ def embed_test_split(
     )
     with atomic_path(out / "latents.csv") as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
+    # the model is named only where the experiment's name does not already say it
+    model = "" if info["model"] == name else f"{info['model']}, "
     how = scatter(
         table,
         info["classes"],
-        f"{name} ({info['model']}, {info['dataset']} test set)",
+        f"{name} ({model}{info['dataset']} test set)",
         out / "latent_scatter.png",
     )
     say(f"embed {name}: {len(table)} test images, {means.shape[1]}-D latents; scatter: {how}")

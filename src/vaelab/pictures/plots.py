@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 from vaelab.core.files import atomic_path, write_bytes  # noqa: E402
 from vaelab.models.base import LatentModel  # noqa: E402
@@ -124,19 +125,27 @@ def epoch_frames(folder: Path) -> list[Path]:
     )
 
 
+# the band above each GIF frame that says which epoch it shows
+CAPTION_PX = 28
+
+
 def epoch_gif(
     frames: list[Path],
     path: Path,
     scale: int = 3,
     seconds_per_frame: float = 0.5,
 ) -> int:
-    """The per-epoch reconstruction grids as one looping GIF; returns the frame count."""
+    """The per-epoch reconstruction grids as one looping GIF, each frame under a band that
+    reads "epoch E of N" (a loop of a few frames says nothing otherwise); returns the
+    frame count."""
     pictures = []
-    for frame in frames:
+    for epoch, frame in enumerate(frames, start=1):
         picture = iio.imread(frame)
         if picture.ndim == 3:
             picture = picture[..., 0]
-        pictures.append(np.kron(picture, np.ones((scale, scale), dtype=picture.dtype)))
+        picture = np.kron(picture, np.ones((scale, scale), dtype=picture.dtype))
+        band = caption(f"epoch {epoch} of {len(frames)}", picture.shape[1], CAPTION_PX)
+        pictures.append(np.vstack([band, picture]))
     encoded = iio.imwrite(  # in memory, as save_png's
         "<bytes>",
         np.stack(pictures),
@@ -146,6 +155,16 @@ def epoch_gif(
     )
     write_bytes(path, encoded)
     return len(pictures)
+
+
+def caption(text: str, width: int, height: int) -> np.ndarray:
+    """`text` centred in black on a white grey-level band of width x height pixels."""
+    figure = plt.figure(figsize=(width / 100, height / 100), dpi=100)
+    figure.text(0.5, 0.5, text, ha="center", va="center", fontsize=height * 0.45)
+    figure.canvas.draw()
+    band = np.asarray(figure.canvas.buffer_rgba())[..., 0].copy()
+    plt.close(figure)
+    return band
 
 
 def latents_table(
@@ -180,14 +199,21 @@ def scatter(table: pd.DataFrame, classes: list[str], title: str, path: Path) -> 
         how = f"PCA projection of {means.shape[1]}-D posterior means"
     figure, ax = plt.subplots(figsize=(7.5, 6.5), dpi=110)
     cmap = plt.get_cmap("tab10")
-    for index, name in enumerate(classes):
-        chosen = table["label"].to_numpy() == index
-        ax.scatter(xy[chosen, 0], xy[chosen, 1], s=3, alpha=0.6, color=cmap(index), label=name)
+    labels = table["label"].to_numpy()
+    # points in a seeded random order, not class by class: drawn one class after another,
+    # the last classes would cover the first wherever they overlap (Fashion-MNIST's shirts,
+    # pullovers and coats)
+    order = np.random.default_rng(0).permutation(len(xy))
+    ax.scatter(xy[order, 0], xy[order, 1], s=3, alpha=0.6, c=cmap(labels[order] % cmap.N))
+    handles = [
+        Line2D([], [], marker="o", linestyle="", markersize=5, color=cmap(i % cmap.N), label=name)
+        for i, name in enumerate(classes)
+    ]
     ax.set_xlabel(axes_label[0])
     ax.set_ylabel(axes_label[1])
     ax.set_title(f"{title}: {how}", fontsize=10)
     ax.legend(
-        markerscale=4, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="class"
+        handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="class"
     )
     figure.tight_layout()
     with atomic_path(path) as tmp:
