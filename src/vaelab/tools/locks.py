@@ -46,12 +46,15 @@ def check_locks(root: Path) -> LockReport:
         pipeline = Path(stage.dvcfile.path).resolve()
         if pipeline not in recorded:
             recorded[pipeline] = _recorded(pipeline.with_name("dvc.lock"))
+        relative = pipeline.relative_to(root).as_posix()
         if stage.name not in recorded[pipeline]:
-            report.unrecorded.setdefault(str(pipeline.relative_to(root)), []).append(stage.name)
+            report.unrecorded.setdefault(relative, []).append(stage.name)
             continue
+        # DVC's own address is relative to the current directory; ours to the project
+        address = stage.name if relative == ROOT_PIPELINE else f"{relative}:{stage.name}"
         moved = _moved(status.get(stage.addressing, []), root, outs)
         if moved:
-            report.stale[stage.addressing] = moved
+            report.stale[address] = moved
     return report
 
 
