@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from vaelab.models.registry import build_model
+from vaelab.pictures.grids import to_uint8
 from vaelab.pictures.plots import (
     CAPTION_PX,
     caption,
@@ -66,6 +67,18 @@ def test_each_gif_frame_says_its_epoch(tmp_path):
     assert bands.min() < 100 and np.median(bands) > 200  # dark text on a light band
     assert not np.array_equal(bands[0], bands[1])  # "epoch 1 of 2", then "epoch 2 of 2"
     assert np.array_equal(bands[0], caption("epoch 1 of 2", 120, CAPTION_PX))
+
+
+@pytest.mark.parametrize(
+    ("count", "nrow", "padding"), [(1, 4, 2), (5, 4, 2), (16, 4, 0), (9, 3, 2), (3, 8, 2)]
+)
+def test_grids_are_laid_out_as_torchvision_lays_them(count, nrow, padding):
+    from torchvision.utils import make_grid
+
+    images = torch.rand(count, 1, 6, 6) * 1.4 - 0.2  # a little outside [0, 1], as logits round
+    expected = make_grid(images, nrow=nrow, padding=padding, pad_value=1.0)[0]
+    expected = (expected.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    assert np.array_equal(to_uint8(images, nrow=nrow, padding=padding), expected)
 
 
 def test_samples_and_reconstructions_have_the_right_size():

@@ -10,11 +10,22 @@ from vaelab.models.inference import reconstruct
 
 
 def to_uint8(images: torch.Tensor, nrow: int, padding: int = 0) -> np.ndarray:
-    """[N, 1, S, S] in [0, 1] to one grey uint8 picture, `nrow` tiles a row."""
-    from torchvision.utils import make_grid  # imported late: it costs seconds at start-up
-
-    grid = make_grid(images.float().cpu(), nrow=nrow, padding=padding, pad_value=1.0)[0]
-    return (grid.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    """[N, 1, S, S] in [0, 1] to one grey uint8 picture, `nrow` tiles a row, white between
+    them: the layout of torchvision's make_grid (pad_value 1.0), pixel for pixel. Not
+    make_grid itself: importing torchvision loads torch._dynamo, which costs every stage
+    that draws a picture seconds at start-up."""
+    tiles = (images.float().cpu()[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    count, height, width = tiles.shape
+    if count == 1:  # as make_grid: a single image comes back without a border
+        return tiles[0]
+    cols = min(nrow, count)
+    rows = -(-count // cols)
+    step_y, step_x = height + padding, width + padding
+    grid = np.full((rows * step_y + padding, cols * step_x + padding), 255, dtype=np.uint8)
+    for k, tile in enumerate(tiles):
+        top, left = (k // cols) * step_y + padding, (k % cols) * step_x + padding
+        grid[top : top + height, left : left + width] = tile
+    return grid
 
 
 @torch.inference_mode()
