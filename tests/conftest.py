@@ -128,6 +128,15 @@ def with_change(path: str, value=None, delete: bool = False) -> dict:
     return raw
 
 
+def edit_params(project: Path, change) -> None:
+    """Apply `change` to the project's params.yaml, as a user editing it would."""
+    import yaml
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    change(params)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 def experiment(**overrides):
     """An ExperimentSpec for tests: the cvae reference config unless overridden."""
     from vaelab.config.experiments import parse_experiment

@@ -12,7 +12,16 @@ import imageio.v3 as iio
 import pandas as pd
 import pytest
 import yaml
-from conftest import BIN, ROOT, built_once, dvc, git_commit, offline_project, stages_run
+from conftest import (
+    BIN,
+    ROOT,
+    built_once,
+    dvc,
+    edit_params,
+    git_commit,
+    offline_project,
+    stages_run,
+)
 
 pytestmark = pytest.mark.slow
 # the template below is built once for both workers; its tests then run wherever one is free
@@ -66,13 +75,6 @@ PER_EXPERIMENT = tuple(
 def experiment_stages(name: str) -> set[str]:
     """What a change to experiment `name` alone must rerun: its own stages, and the report."""
     return {f"{stage}@{name}" for stage in PER_EXPERIMENT} | {"report"}
-
-
-def edit_params(project: Path, change) -> None:
-    """Apply `change` to the project's params.yaml, as a user editing it would."""
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    change(params)
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def test_repro_runs_every_stage_and_writes_every_output(template):
@@ -475,56 +477,6 @@ def test_pr_report_script_compares_base_and_head(pipeline):
         text=True,
     ).stdout
     assert clean == "", clean
-
-
-def test_literature_track_runs_from_its_own_pipeline_file(pipeline):
-    """`dvc repro literature/dvc.yaml`: the literature experiments only, then their page;
-    one of them on (synthetic) Larochelle files, downloaded by the track's own stage."""
-    project, env, _ = pipeline
-    edit_params(
-        project,
-        lambda p: p["literature"]["experiments"]["vamp_static"].update(data="mnist_larochelle"),
-    )
-    run = dvc(["repro", "literature/dvc.yaml"], project, env)
-    literature = yaml.safe_load((project / "params.yaml").read_text())["literature"]
-    published = yaml.safe_load((project / "params.yaml").read_text())["published"]
-    names = set(literature["experiments"])
-    assert stages_run(run.stdout) == {
-        *(
-            f"literature/dvc.yaml:{stage}@{name}"
-            for stage in ("train", "evaluate")
-            for name in names
-        ),
-        *(f"literature/dvc.yaml:prepare@{name}" for name in literature["prepared"]),
-        "literature/dvc.yaml:download@binarized_mnist",
-        "literature/dvc.yaml:report",
-    }
-    page = (project / "reports/literature.md").read_text()
-    for name in names:
-        metrics = json.loads((project / f"reports/literature/{name}/metrics.json").read_text())
-        iwae = metrics["iwae"]
-        assert iwae["k"] == literature["evaluate"]["iwae_samples"]
-        assert iwae["nll_nats"] == -iwae[f"bound_k{iwae['k']}_nats"] and iwae["stderr_nats"] > 0
-        larochelle = literature["experiments"][name]["data"] == "mnist_larochelle"
-        assert metrics["protocol"]["binarized_by"].startswith(
-            "Larochelle & Murray" if larochelle else "vaelab's seeded Bernoulli draw"
-        )
-        assert metrics["protocol"]["model_selection"] == "best validation ELBO"
-        row = next(line for line in page.splitlines() if line.startswith(f"| {name} "))
-        assert f"{iwae['nll_nats']:.2f} ± {iwae['stderr_nats']:.2f}" in row
-        for k in [iwae["k"], *literature["evaluate"]["also_k"]]:
-            assert str(k) in metrics["iwae_at_k"]
-        if name in published:  # the figure, and our NLL at its own k, in the same row
-            k = published[name]["k"]  # vae_static's 200 is evaluated; the profile's k is not 5000
-            at_k = metrics["iwae_at_k"].get(str(k))
-            nll = f"{at_k['nll_nats']:.2f} ± {at_k['stderr_nats']:.2f}" if at_k else "—"
-            assert f"{nll} (k={k})" in row
-            assert published[name]["published"] in row
-    assert "## Run-to-run spread" in page and "| vae_static " in page.split("## Run-to-run")[1]
-    # the tiny profile's one epoch runs out before vamp_static's patience could end it
-    assert "| vamp_static " in page.split("## Runs cut short")[1]
-    # the default pipeline is untouched by the literature run
-    assert json.loads(dvc(["status", "--json"], project, env).stdout) == {}
 
 
 def screenshot(page: Path, png: Path) -> None:
