@@ -115,3 +115,26 @@ def test_shipped_manifest_holds_both_checksums_of_mnist_and_fashion_mnist():
     for dataset in ("mnist", "fashion_mnist"):
         for spec in load_manifest(dataset).files.values():
             assert len(spec.sha256) == 64 and len(spec.md5_gz) == 32, (dataset, spec.name)
+
+
+def test_a_gzip_that_inflates_past_its_shape_is_refused_without_inflating_it():
+    import tracemalloc
+    import zlib
+
+    spec = RawFile(name="x-idx3-ubyte.gz", shape=(3, 28, 28), sha256="0" * 64)
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    header = idx_bytes(np.zeros((3, 28, 28), dtype=np.uint8))[:16]  # right shape, long body
+    zeros = bytes(1 << 20)
+    bomb = packer.compress(header)
+    bomb += b"".join(packer.compress(zeros) for _ in range(64)) + packer.flush()  # 64 MiB
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError) as info:
+            verify(bomb, spec, "https://mirror.invalid/mnist/")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(info.value)
+    assert "\n" not in message and "https://mirror.invalid/mnist/" in message
+    assert f"inflates beyond the {16 + 3 * 28 * 28:,} bytes of shape [3, 28, 28]" in message
+    assert peak < 1 << 20, peak  # decompression stopped at the shape's size, not 64 MiB

@@ -30,18 +30,25 @@ class Verified:
     checksum: str
 
 
-def gunzip_tolerant(data: bytes) -> tuple[bytes, str | None]:
-    """Decompress a gzip stream; return what decompressed and the error, if any.
+def idx_size(spec: RawFile) -> int:
+    """The bytes of an IDX file of the manifest's shape: its header, then one byte a value."""
+    return 4 + 4 * len(spec.shape) + math.prod(spec.shape)
+
+
+def gunzip_tolerant(data: bytes, limit: int) -> tuple[bytes, str | None]:
+    """Decompress a gzip stream, stopping after `limit` + 1 bytes (so a longer stream shows
+    as longer than `limit`); return what decompressed and the error, if any.
 
     A corrupt stream still yields the bytes before the damage, so that the error can
-    report a checksum of what was actually received.
+    report a checksum of what was actually received. The cap keeps a hostile or damaged
+    copy that inflates to gigabytes from ever being held in memory.
     """
     inflater = zlib.decompressobj(wbits=31)
     try:
-        out = inflater.decompress(data) + inflater.flush()
+        out = inflater.decompress(data, limit + 1)
     except zlib.error as exc:
         return b"", f"gzip stream corrupt: {exc}"
-    if not inflater.eof:
+    if not inflater.eof and len(out) <= limit:
         return out, "gzip stream truncated"
     return out, None
 
@@ -53,7 +60,15 @@ def verify(gz_bytes: bytes, spec: RawFile, source: str) -> Verified:
     decompressed bytes (which survives re-gzipping, as Debian's and our mirror's copies
     are) or the published md5 of the .gz itself.
     """
-    idx_bytes, gzip_error = gunzip_tolerant(gz_bytes)
+    size = idx_size(spec)
+    idx_bytes, gzip_error = gunzip_tolerant(gz_bytes, size)
+    if len(idx_bytes) > size:
+        check_header(idx_bytes[:size], spec, source, body=False)  # another shape says so
+        raise DataError(
+            f"{spec.name} from {source}: inflates beyond the {size:,} bytes of shape "
+            f"{list(spec.shape)}, so decompression stopped there (a damaged or hostile "
+            f"copy); remove it from that mirror or list another"
+        )
     checks = []
     if spec.sha256:
         checks.append(("sha256", spec.sha256, hashlib.sha256(idx_bytes).hexdigest()))
@@ -71,8 +86,8 @@ def verify(gz_bytes: bytes, spec: RawFile, source: str) -> Verified:
     return Verified(idx_bytes=idx_bytes, checksum=matched)
 
 
-def check_header(idx_bytes: bytes, spec: RawFile, source: str) -> None:
-    """The IDX magic number, dimensions and length match the expected shape."""
+def check_header(idx_bytes: bytes, spec: RawFile, source: str, body: bool = True) -> None:
+    """The IDX magic number, dimensions and (with `body`) length match the expected shape."""
     ndim = len(spec.shape)
     header_len = 4 + 4 * ndim
     if len(idx_bytes) < header_len:
@@ -93,7 +108,7 @@ def check_header(idx_bytes: bytes, spec: RawFile, source: str) -> None:
             f"expected {list(spec.shape)}"
         )
     payload = math.prod(shape)
-    if len(idx_bytes) != header_len + payload:
+    if body and len(idx_bytes) != header_len + payload:
         raise DataError(
             f"{spec.name} from {source}: IDX body has {len(idx_bytes) - header_len} "
             f"bytes, header says {payload}"
