@@ -106,7 +106,7 @@ def test_corrupt_prepared_file_is_a_clear_error(tmp_path):
     )
     blob = (tmp_path / "train.pt").read_bytes()
     (tmp_path / "train.pt").write_bytes(blob[: len(blob) // 2])
-    with pytest.raises(DataError, match="train.pt is corrupt or truncated"):
+    with pytest.raises(DataError, match="train.pt is corrupt, truncated or not a vaelab file"):
         load_split(tmp_path, "train")
     with pytest.raises(DataError, match="test.pt not found"):
         load_split(tmp_path, "test")

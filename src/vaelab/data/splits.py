@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from vaelab.core.errors import DataError
+from vaelab.core.tensor_files import load_tensors
 
 # The fixed draws that binarize dynamically binarized data's held-out images once, so
 # every epoch and every stage scores the same binary images.
@@ -94,17 +95,12 @@ def prepared_fingerprint(prepared_dir: Path) -> str:
 def load_split(prepared_dir: Path, split: str, limit: int | None = None) -> Split:
     """One prepared split as float images in [0, 1]; a clear DataError if it is damaged."""
     path = Path(prepared_dir) / f"{split}.pt"
+    blob = load_tensors(path, "prepared file", "rerun its prepare stage (`dvc repro`)")
     try:
-        blob = torch.load(path, weights_only=True)
         images, labels, scale = blob["images"], blob["labels"], blob["divisor"]
-    except FileNotFoundError:
+    except KeyError as exc:
         raise DataError(
-            f"prepared file {path} not found; run `dvc repro` for its prepare stage"
-        ) from None
-    except Exception as exc:  # torch raises many types for a damaged zip or pickle
-        raise DataError(
-            f"prepared file {path} is corrupt or truncated "
-            f"({type(exc).__name__}: {exc}); rerun its prepare stage"
+            f"prepared file {path} lacks {exc}; rerun its prepare stage (`dvc repro`)"
         ) from None
     if images.dtype != torch.uint8 or images.ndim != 4 or len(images) != len(labels):
         raise DataError(

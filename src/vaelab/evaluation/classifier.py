@@ -22,6 +22,7 @@ from vaelab.config.params import ClassifierSpec, load_params
 from vaelab.core.errors import DataError
 from vaelab.core.files import atomic_path, write_text
 from vaelab.core.progress import say
+from vaelab.core.tensor_files import load_tensors
 from vaelab.data.splits import load_split, read_meta
 from vaelab.runtime.device import describe, resolve_device, training_precision, uses_bf16
 
@@ -175,12 +176,10 @@ def save_classifier(path, model: DigitCNN, info: dict) -> None:
 
 
 def load_classifier(path, device: torch.device | str = "cpu") -> tuple[DigitCNN, dict]:
+    state = load_tensors(path, "classifier", "rerun its classifier stage")
     try:
-        state = torch.load(path, weights_only=True, map_location="cpu")
         model = DigitCNN(state["image_size"], state["classes"])
         model.load_state_dict(state["state_dict"])
-    except FileNotFoundError:
-        raise DataError(f"classifier {path} not found; run its classifier stage first") from None
     except Exception as exc:
         raise DataError(
             f"classifier {path} is corrupt or truncated ({type(exc).__name__}); "

@@ -17,6 +17,7 @@ import torch
 
 from vaelab.core.errors import DataError
 from vaelab.core.files import atomic_path
+from vaelab.core.tensor_files import load_tensors
 from vaelab.models.base import LatentModel
 from vaelab.models.registry import build_model
 
@@ -78,15 +79,13 @@ def save_model(
 
 def load_model(path: Path, device: torch.device | str = "cpu") -> SavedModel:
     """Rebuild a saved model from its own config; it comes back in eval mode."""
+    state = load_tensors(path, "model", "rerun its train stage")
     try:
-        state = torch.load(path, weights_only=True, map_location="cpu")
         architecture = state["model"]
         model = build_model(
             architecture["name"], architecture["image_size"], **architecture["config"]
         )
         model.load_state_dict(state["state_dict"])
-    except FileNotFoundError:
-        raise DataError(f"model {path} not found; run its train stage first") from None
     except Exception as exc:
         raise DataError(
             f"model {path} is corrupt, truncated or from an older vaelab "

@@ -17,8 +17,10 @@ from pathlib import Path
 import torch
 
 from vaelab.config.experiments import ExperimentSpec
+from vaelab.core.errors import DataError
 from vaelab.core.files import atomic_path
 from vaelab.core.progress import say
+from vaelab.core.tensor_files import load_tensors
 
 _LIBRARY = Path(__file__).resolve().parents[1]  # where the imported modules' files lie
 _SOURCE_DIR = _LIBRARY  # where their bytes are read: a test points it at a copy
@@ -90,9 +92,9 @@ class Checkpoint:
         if not self.path.exists():
             return None
         try:
-            state = torch.load(self.path, weights_only=True, map_location="cpu")
-        except Exception as exc:  # a damaged checkpoint is never worth a crash: start over
-            say(f"  checkpoint {self.path} unreadable ({type(exc).__name__}); starting afresh")
+            state = load_tensors(self.path, "checkpoint", "starting afresh")
+        except DataError as exc:  # a damaged checkpoint is never worth a crash: start over
+            say(f"  {exc}")
             return None
         if "sources" not in state:
             say(
