@@ -113,6 +113,31 @@ def test_shipped_params_are_valid():
             "data.prepared.mnist_binary.size = 30 is invalid: allowed values are 28, 32",
         ),
         ("threads", -1, "threads = -1 is invalid: must be >= 0"),
+        # bounds that keep a run feasible: no overflow in a generator, no picture of
+        # gigabytes, no silent inf
+        (
+            "experiments.cvae.seed",
+            2**64,
+            "experiments.cvae.seed = 18446744073709551616 is invalid: must be within "
+            "[0, 9223372036854775807]",
+        ),
+        (
+            "samples.seed",
+            -1,
+            "samples.seed = -1 is invalid: must be within [0, 9223372036854775807]",
+        ),
+        (
+            "render.manifold_size",
+            30000,
+            "render.manifold_size = 30000 is invalid: must be within [2, 64]",
+        ),
+        ("render.samples", 5000, "render.samples = 5000 is invalid: must be within [1, 1024]"),
+        (
+            "experiments.cvae.optimizer_eps",
+            float("inf"),
+            "experiments.cvae.optimizer_eps = .inf is invalid: must be a finite number",
+        ),
+        ("classifier.lr", float("nan"), "classifier.lr = .nan is invalid: must be a finite number"),
         (
             "experiments.cvae.processes",
             0,
@@ -278,7 +303,9 @@ def run_with_params(stage, raw, tmp_path):
 def test_every_stage_rejects_a_bad_section_before_work(stage, tmp_path):
     result = run_with_params(stage, with_change("render.manifold_size", 1), tmp_path)
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip() == "error: render.manifold_size = 1 is invalid: must be >= 2"
+    assert result.stderr.strip() == (
+        "error: render.manifold_size = 1 is invalid: must be within [2, 64]"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
 
 

@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 
 from vaelab.config.params import Amp, Params, PreparedSpec, load_params
 from vaelab.core.errors import ParamsError
-from vaelab.core.knobs import Knobs, did_you_mean, quote, unknown_name, validate
+from vaelab.core.knobs import Knobs, Rate, Seed, did_you_mean, quote, unknown_name, validate
 from vaelab.models.base import ModelConfig
 from vaelab.models.registry import MODELS
 from vaelab.models.saved import RECORD_KEYS
@@ -31,15 +31,15 @@ class TrainingSpec(Knobs):
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     optimizer: Literal["adam", "adam_normgrad", "rmsprop"]  # vaelab.training.optimizers
-    lr: float = Field(gt=0)
+    lr: Rate
     # The optimiser's settings default to Keras's, which the reference tutorials trained
     # with; PyTorch's own (1e-8, 0.99), which the literature's scripts use, are one key away.
-    optimizer_eps: float = Field(default=1e-7, gt=0)
+    optimizer_eps: Rate = 1e-7
     rmsprop_alpha: float | None = Field(default=None, gt=0, lt=1)  # RMSprop only; default 0.9
     # MultiStepLR: after each epoch listed, the learning rate is multiplied by lr_gamma
     lr_milestones: list[int] = Field(default_factory=list)
     lr_gamma: float | None = Field(default=None, gt=0, le=1)
-    seed: int = 0
+    seed: Seed = 0
     amp: Amp = "auto"
     # Hold out the last N training images: per-epoch curves use them instead of the test
     # split, and the model kept is the epoch with the best validation ELBO.

@@ -15,7 +15,7 @@ import yaml
 from pydantic import Field, model_validator
 
 from vaelab.core.errors import ParamsError
-from vaelab.core.knobs import Knobs, quote, unknown_name, validate
+from vaelab.core.knobs import Knobs, Rate, Seed, Tiles, quote, unknown_name, validate
 
 # binarized_mnist: Larochelle & Murray's fixed binarization of MNIST (the literature's)
 Dataset = Literal["mnist", "fashion_mnist", "binarized_mnist"]
@@ -30,7 +30,7 @@ class PreparedSpec(Knobs):
     dataset: Dataset
     binarize: Literal["threshold", "stochastic", "dynamic", "none"]
     size: Literal[28, 32]
-    seed: int = 0
+    seed: Seed = 0
     train_limit: int | None = Field(default=None, ge=1)
     test_limit: int | None = Field(default=None, ge=1)
 
@@ -62,15 +62,15 @@ class EvaluateSpec(Knobs):
     # smaller k (pythae's VAE is at 200), so each number sits beside its own kind
     also_k: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
     batch_size: int = Field(ge=1)
-    seed: int = 0
+    seed: Seed = 0
 
 
 class RenderSpec(Knobs):
-    manifold_size: int = Field(ge=2)
-    samples: int = Field(ge=1)
-    interpolation_pairs: int = Field(default=8, ge=1)  # test-image pairs, one row each
-    interpolation_steps: int = Field(default=10, ge=2)  # codes per path, ends included
-    traversal_steps: int = Field(default=9, ge=2)  # codes per latent dimension (D > 2)
+    manifold_size: Tiles
+    samples: int = Field(ge=1, le=1024)  # pictures of samples, one grid
+    interpolation_pairs: int = Field(default=8, ge=1, le=64)  # test-image pairs, one row each
+    interpolation_steps: Tiles = 10  # codes per path, ends included
+    traversal_steps: Tiles = 9  # codes per latent dimension (D > 2)
 
 
 class ClassifierSpec(Knobs):
@@ -78,8 +78,8 @@ class ClassifierSpec(Knobs):
 
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
-    lr: float = Field(gt=0)
-    seed: int = 0
+    lr: Rate
+    seed: Seed = 0
     amp: Amp = "auto"  # its training only: the features that score samples stay fp32
     shift: int = Field(default=0, ge=0)  # pixels a training image may move each way; 0: none
 
@@ -89,7 +89,7 @@ class SamplesSpec(Knobs):
 
     count: int = Field(ge=2)  # samples per sampler, and real images per set of the floors
     mixture_components: int = Field(ge=1)
-    seed: int = 0
+    seed: Seed = 0
 
 
 class PublishedFigure(Knobs):

@@ -12,12 +12,20 @@ import difflib
 import re
 import typing
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vaelab.core.errors import ParamsError
+
+# Bounds that keep a run feasible: outside them a value is one line here, never a traceback
+# from torch or numpy (a seed that overflows a generator, a picture of gigabytes) nor a
+# silent inf. Seeds leave headroom below 2**64 for the offsets added to them.
+Seed = Annotated[int, Field(ge=0, le=2**63 - 1)]
+Rate = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # learning rates, epsilons
+# tiles of a picture's side (a 28-pixel tile makes 64 of them 1,792 pixels wide)
+Tiles = Annotated[int, Field(ge=2, le=64)]
 
 
 class Knobs(BaseModel):
@@ -95,10 +103,10 @@ def _one_line(cls: type, error: dict, where: str) -> str:
         choices = ctx["expected"].replace("'", "").replace(" or ", ", ")
         choices = re.sub(r"\b(True|False)\b", lambda m: m[0].lower(), choices)  # YAML's spelling
         return f"{key} = {written} is invalid: allowed values are {choices}"
-    if kind == "greater_than_equal":
-        return f"{key} = {written} is invalid: must be >= {ctx['ge']:g}"
-    if kind == "greater_than":
-        return f"{key} = {written} is invalid: must be > {ctx['gt']:g}"
+    if kind in _BOUNDS:
+        return f"{key} = {written} is invalid: must be {_range_at(cls, loc, ctx)}"
+    if kind == "finite_number":
+        return f"{key} = {written} is invalid: must be a finite number"
     if kind == "too_short":
         return f"{key} = {written} is invalid: must not be empty"
     if kind in _EXPECTED:
@@ -106,11 +114,44 @@ def _one_line(cls: type, error: dict, where: str) -> str:
     return f"{key} = {written} is invalid: {error['msg'][0].lower()}{error['msg'][1:]}"
 
 
-def _fields_at(cls: type, loc: tuple) -> list[str]:
-    """The keys allowed at `loc` inside `cls`, following fields, dicts and lists."""
+_BOUNDS = ("greater_than_equal", "greater_than", "less_than_equal", "less_than")
+
+
+def _range_at(cls: type, loc: tuple, violated: dict) -> str:
+    """The allowed range of the field at `loc`, both ends where it has both ("within
+    [2, 64]"), else the one bound pydantic reported (">= 1")."""
+    bounds = {}
+    field = _field_at(cls, loc)
+    for constraint in field.metadata if field is not None else []:
+        for name in ("ge", "gt", "le", "lt"):
+            if getattr(constraint, name, None) is not None:
+                bounds[name] = getattr(constraint, name)
+    bounds = bounds or violated
+    low = next(((n, bounds[n]) for n in ("ge", "gt") if n in bounds), None)
+    high = next(((n, bounds[n]) for n in ("le", "lt") if n in bounds), None)
+    if low and high:
+        left, right = "[" if low[0] == "ge" else "(", "]" if high[0] == "le" else ")"
+        return f"within {left}{_number(low[1])}, {_number(high[1])}{right}"
+    name, value = low or high
+    symbol = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}[name]
+    return f"{symbol} {_number(value)}"
+
+
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def _field_at(cls: type, loc: tuple):
+    """The FieldInfo of the key at `loc`, or None where it is not a model's field."""
+    parent = _model_at(cls, loc[:-1])
+    return parent.model_fields.get(loc[-1]) if parent is not None else None
+
+
+def _model_at(cls: type, loc: tuple):
+    """The Knobs class at `loc` inside `cls`, following fields, dicts and lists."""
     hint: Any = cls
     for part in loc:
-        if isinstance(hint, type) and issubclass(hint, BaseModel):
+        if _is_model(hint):
             hint = hint.model_fields[part].annotation
         else:
             args = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -118,7 +159,13 @@ def _fields_at(cls: type, loc: tuple) -> list[str]:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         if typing.get_origin(hint) is not None and len(args) == 1 and _is_model(args[0]):
             hint = args[0]  # Optional[Model]
-    return list(hint.model_fields) if _is_model(hint) else []
+    return hint if _is_model(hint) else None
+
+
+def _fields_at(cls: type, loc: tuple) -> list[str]:
+    """The keys allowed at `loc` inside `cls`, following fields, dicts and lists."""
+    model = _model_at(cls, loc)
+    return list(model.model_fields) if model is not None else []
 
 
 def _is_model(hint: Any) -> bool:
