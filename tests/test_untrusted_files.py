@@ -21,21 +21,13 @@ class Payload:
         return (open, (self.marker, "w"))
 
 
-def load_model_file(path):
-    load_model(path)
-
-
-def load_classifier_file(path):
-    load_classifier(path)
-
-
 def load_prepared_file(path):
     load_split(path.parent, path.stem)
 
 
 LOADERS = {
-    "model": (load_model_file, "model.pt", "rerun its train stage"),
-    "classifier": (load_classifier_file, "classifier.pt", "rerun its classifier stage"),
+    "model": (load_model, "model.pt", "rerun its train stage"),
+    "classifier": (load_classifier, "classifier.pt", "rerun its classifier stage"),
     "prepared file": (load_prepared_file, "train.pt", "rerun its prepare stage"),
 }
 

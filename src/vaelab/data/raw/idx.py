@@ -30,9 +30,14 @@ class Verified:
     checksum: str
 
 
+def header_size(ndim: int) -> int:
+    """An IDX header's bytes: the magic number, then one 32-bit size per dimension."""
+    return 4 + 4 * ndim
+
+
 def idx_size(spec: RawFile) -> int:
     """The bytes of an IDX file of the manifest's shape: its header, then one byte a value."""
-    return 4 + 4 * len(spec.shape) + math.prod(spec.shape)
+    return header_size(len(spec.shape)) + math.prod(spec.shape)
 
 
 def gunzip_tolerant(data: bytes, limit: int) -> tuple[bytes, str | None]:
@@ -63,7 +68,7 @@ def verify(gz_bytes: bytes, spec: RawFile, source: str) -> Verified:
     size = idx_size(spec)
     idx_bytes, gzip_error = gunzip_tolerant(gz_bytes, size)
     if len(idx_bytes) > size:
-        check_header(idx_bytes[:size], spec, source, body=False)  # another shape says so
+        check_header(idx_bytes[:size], spec, source)  # a file of another shape says so
         raise DataError(
             f"{spec.name} from {source}: inflates beyond the {size:,} bytes of shape "
             f"{list(spec.shape)}, so decompression stopped there (a damaged or hostile "
@@ -86,10 +91,10 @@ def verify(gz_bytes: bytes, spec: RawFile, source: str) -> Verified:
     return Verified(idx_bytes=idx_bytes, checksum=matched)
 
 
-def check_header(idx_bytes: bytes, spec: RawFile, source: str, body: bool = True) -> None:
-    """The IDX magic number, dimensions and (with `body`) length match the expected shape."""
+def check_header(idx_bytes: bytes, spec: RawFile, source: str) -> None:
+    """The IDX magic number, dimensions and length match the expected shape."""
     ndim = len(spec.shape)
-    header_len = 4 + 4 * ndim
+    header_len = header_size(ndim)
     if len(idx_bytes) < header_len:
         raise DataError(
             f"{spec.name} from {source}: IDX header truncated "
@@ -108,7 +113,7 @@ def check_header(idx_bytes: bytes, spec: RawFile, source: str, body: bool = True
             f"expected {list(spec.shape)}"
         )
     payload = math.prod(shape)
-    if body and len(idx_bytes) != header_len + payload:
+    if len(idx_bytes) != header_len + payload:
         raise DataError(
             f"{spec.name} from {source}: IDX body has {len(idx_bytes) - header_len} "
             f"bytes, header says {payload}"
