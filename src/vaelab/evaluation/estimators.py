@@ -22,6 +22,7 @@ from vaelab.objectives.losses import (
     mc_elbo,
     mean_terms,
 )
+from vaelab.runtime import cores
 from vaelab.runtime.device import describe
 from vaelab.runtime.trained import load_trained
 
@@ -105,6 +106,7 @@ def iwae(
     per_batch = max(1, batch_size // max(1, min(k, 100)))
     with model.frozen_prior():
         for start in range(0, len(images), per_batch):
+            cores.rebalance()  # an evaluation at k = 5000 runs for hours beside others
             x = images[start : start + per_batch]
             given = _given(model, labels, start, start + per_batch, x.device)
             bounds = iwae_bound(given, x, k, generator=generator).double()

@@ -2,8 +2,8 @@
 
 On a machine with several GPUs each process claims one that no other vaelab process holds
 (vaelab.runtime.gpus), so that `dvc queue start -j N` spreads N experiments over N GPUs with no
-setting per worker. Also tunes the host for the many short-lived tensors of training (see
-keep_freed_memory).
+setting per worker; on the CPU the processes divide its cores (vaelab.runtime.cores). Also
+tunes the host for the many short-lived tensors of training (see keep_freed_memory).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import platform
 import torch
 
 from vaelab.core.errors import ParamsError
+from vaelab.runtime.cores import share_cores
 from vaelab.runtime.gpus import claim_gpu
 
 
@@ -71,10 +72,18 @@ def _cuda(local_rank: int | None) -> torch.device:
 
 def resolve_device(name: str, threads: int = 0, local_rank: int | None = None) -> torch.device:
     """The device for `name`; `local_rank` is torchrun's, which picks the GPU instead of a
-    claim."""
+    claim. On the CPU, `threads` threads, or with 0 this process's share of the cores
+    (vaelab.runtime.cores)."""
     keep_freed_memory()
-    if threads:
+    device = _device(name, local_rank)
+    if threads:  # the user's count wins, and fixes the run's bits
         torch.set_num_threads(threads)
+    elif device.type == "cpu":
+        share_cores()
+    return device
+
+
+def _device(name: str, local_rank: int | None) -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
             return _cuda(local_rank)

@@ -195,13 +195,6 @@ def all_reduce_(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
-def share_cores(ranks: Ranks, device: torch.device, threads: int) -> None:
-    """torch's default, one thread per core, in every rank would oversubscribe the cores:
-    with no `threads` set, the ranks on a machine split its cores between them."""
-    if ranks.distributed and device.type == "cpu" and not threads:
-        torch.set_num_threads(max(1, torch.get_num_threads() // ranks.local_world))
-
-
 def check_processes(where: str, processes: int, ranks: Ranks) -> None:
     """Under torchrun the experiment's `processes` must be its default 1 or torchrun's count."""
     if ranks.under_torchrun and processes not in (1, ranks.world):

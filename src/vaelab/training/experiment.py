@@ -71,7 +71,6 @@ def train_experiment(
         distributed.launch(spec.processes, where)
         return
     device = resolve_device(config.device, config.threads, ranks.local_rank_if_launched)
-    distributed.share_cores(ranks, device, config.threads)
     fit(
         spec,
         name=name,

@@ -29,6 +29,7 @@ from vaelab.models.base import LatentModel
 from vaelab.models.registry import build_model
 from vaelab.objectives.losses import Terms, mc_elbo, mean_terms
 from vaelab.objectives.registry import ScheduledKnobs, objective_for
+from vaelab.runtime import cores
 from vaelab.runtime.device import uses_bf16
 from vaelab.training.distributed import SINGLE, Partition, Ranks, Share, WholeBatch
 from vaelab.training.optimizers import make_optimizer, make_schedule
@@ -193,6 +194,7 @@ def train_epoch(
     )
     with progress_bar as progress:
         for index in range(steps):
+            cores.rebalance()  # other vaelab processes on this CPU may have come or gone
             batch = order[index * spec.batch_size : (index + 1) * spec.batch_size]
             share = partition.share(len(batch))
             x = share.take(images, batch)
