@@ -142,6 +142,44 @@ def test_interrupted_training_resumes_cleanly(tmp_path, prepared_data, how):
     assert sorted(p.name for p in (project / "models/t").iterdir()) == ["model.pt"]
 
 
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_to_dvc_alone_stops_its_stage(tmp_path, prepared_data, how):
+    """What a supervisor, a scheduler's time limit or a closed terminal sends reaches the
+    DVC process only: the stage must not run on without it and write its outputs."""
+    import psutil
+
+    epochs, args = 40, [*TRAIN_T, "--limit", "128"]
+    project = stage_project(tmp_path, prepared_data, epochs=epochs, batch_size=16)
+    command = " ".join([sys.executable, str(ROOT / "stages/train.py"), "t", *args])
+    stages = {"train": {"cmd": command, "outs": ["models/t/model.pt"]}}
+    (project / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run([*dvc, "init", "--no-scm", "-q"], cwd=project, check=True)
+    runner = subprocess.Popen(
+        [*dvc, "repro"],
+        cwd=project,
+        env=run_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    checkpoint = project / "models/t/checkpoint.pt"
+    _wait_for_checkpoint(checkpoint, runner)
+    (stage,) = [
+        child
+        for child in psutil.Process(runner.pid).children(recursive=True)
+        if "stages/train.py" in " ".join(child.cmdline())
+    ]
+    runner.send_signal(how)  # DVC alone, not its process group
+    assert runner.wait(timeout=60) != 0
+    stage.wait(timeout=30)  # psutil.TimeoutExpired if it runs on
+    _, stderr = runner.communicate(timeout=30)
+    assert "interrupted: nothing half-written is left" in stderr, stderr
+    assert "Traceback" not in stderr
+    assert not (project / "models/t/model.pt").exists()
+    assert 1 <= torch.load(checkpoint, weights_only=True)["epoch"] < epochs
+
+
 def test_atomic_writes_honour_the_umask(tmp_path):
     previous = os.umask(0o022)
     try:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -41,6 +43,8 @@ def user_errors(func: Callable) -> Callable:
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+        signal.signal(signal.SIGHUP, _terminate_as_interrupt)  # its terminal went away
+        _end_with_dvc()
         # A shell's background job inherits SIGINT ignored; Ctrl-C must still interrupt
         # cleanly however the stage was started.
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -74,6 +78,36 @@ def _terminate_as_interrupt(signum, frame):
     # SIGTERM would otherwise end the process at once, skipping the temporary-file cleanup
     # that a KeyboardInterrupt runs on its way out.
     raise KeyboardInterrupt
+
+
+# Between DVC and the stage: `sh -c` for dvc.yaml's cmd (which may exec the stage itself).
+_SHELLS = frozenset({"sh", "dash", "bash", "zsh", "ksh", "busybox"})
+
+
+def _end_with_dvc() -> None:
+    """Under DVC, stop as Ctrl-C stops the stage once the DVC process running it has ended.
+
+    A signal sent to the DVC process alone (a supervisor's or a scheduler's SIGTERM, a
+    closed terminal's SIGHUP) ends DVC at once; the stage would run on, orphaned, and write
+    outputs that no dvc.lock will record. A daemon thread waits for that DVC process (the
+    nearest ancestor that is not a shell) and then sends this process SIGTERM."""
+    if "DVC_STAGE" not in os.environ:
+        return
+    import psutil  # here, not above: only stages run by DVC watch their runner
+
+    try:
+        runner = next(p for p in psutil.Process().parents() if p.name() not in _SHELLS)
+    except (StopIteration, psutil.Error):  # no such ancestor, or it is gone already
+        return
+    threading.Thread(target=_terminate_when_gone, args=(runner,), daemon=True).start()
+
+
+def _terminate_when_gone(runner) -> None:
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+        runner.wait()
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def restore_hint() -> str:
