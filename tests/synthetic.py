@@ -113,3 +113,20 @@ def write_amat_mirror(
             "sha256": hashlib.sha256(raw).hexdigest(),
         }
     return {"format": "amat", "files": files}
+
+
+def flip_tensor_byte(path) -> None:
+    """Change one byte inside the largest tensor record of the .pt file at `path`, as a bad
+    sector would: the zip stays readable, and torch loads it without a word."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        record = max(archive.infolist(), key=lambda info: info.file_size)
+    with open(path, "r+b") as file:
+        file.seek(record.header_offset + 26)  # the local header's name and extra lengths
+        name, extra = (int.from_bytes(file.read(2), "little") for _ in range(2))
+        where = record.header_offset + 30 + name + extra + record.file_size // 2
+        file.seek(where)
+        byte = file.read(1)[0]
+        file.seek(where)
+        file.write(bytes([byte ^ 0xFF]))

@@ -4,6 +4,7 @@ import json
 import pytest
 import torch
 from conftest import experiment, fit
+from synthetic import flip_tensor_byte
 
 from vaelab.core.errors import ParamsError, TrainingDiverged
 from vaelab.data.splits import load_split, read_meta
@@ -13,7 +14,7 @@ from vaelab.objectives.losses import mean_terms
 from vaelab.objectives.registry import objective_for
 from vaelab.runtime.device import uses_bf16
 from vaelab.training import loop as training
-from vaelab.training.checkpoint import Checkpoint, fingerprint
+from vaelab.training.checkpoint import Checkpoint, CheckpointSetAside, adopt, fingerprint
 from vaelab.training.distributed import SINGLE
 
 
@@ -136,9 +137,24 @@ def test_a_checkpoint_resumes_after_edits_to_code_it_never_imported_only(
 
     edited = source / "training" / "loop.py"
     edited.write_text(edited.read_text() + "\n# edited\n")
-    capsys.readouterr()
-    assert fit(experiment(epochs=3), data, ckpt).resumed_from == 0
-    assert "was written by other code (training/loop.py changed since)" in capsys.readouterr().err
+    before = ckpt.read_bytes()
+    aside = tmp_path / "ckpt.other-code.pt"
+    with pytest.raises(CheckpointSetAside) as stopped:
+        fit(experiment(epochs=3), data, ckpt)
+    assert str(stopped.value) == (
+        f"checkpoint {ckpt} after epoch 2 was written by other code (training/loop.py "
+        f"changed since); moved aside to {aside}: `python -m vaelab.tools.checkpoint adopt "
+        f"{aside}` resumes it under this code, or run again to start afresh"
+    )
+    assert not ckpt.exists() and aside.read_bytes() == before  # kept, not rewritten
+
+    assert adopt(aside) == ckpt and not aside.exists()
+    assert fit(experiment(epochs=3), data, ckpt).resumed_from == 2  # told to: resumed
+    edited.write_text(edited.read_text() + "\n# edited again\n")
+    with pytest.raises(CheckpointSetAside):
+        fit(experiment(epochs=4), data, ckpt)
+    assert fit(experiment(epochs=4), data, ckpt).resumed_from == 0  # told to: afresh
+    assert aside.exists()  # nothing deleted unasked
 
 
 def test_a_run_resumed_with_more_epochs_is_the_longer_run(prepared_data, tmp_path):
@@ -202,12 +218,23 @@ def test_batch_larger_than_training_set_is_rejected_before_work(prepared_data, t
     assert not (tmp_path / "c.pt").exists()
 
 
-def test_damaged_checkpoint_starts_afresh(prepared_data, tmp_path):
-    ckpt = tmp_path / "ckpt.pt"
-    ckpt.write_bytes(b"not a checkpoint")
-    assert Checkpoint(ckpt, "key").load() is None
-    run = fit(experiment(), prepared_data / "binary28", ckpt)
-    assert run.resumed_from == 0 and len(run.history) == 1
+@pytest.mark.parametrize("damage", ["truncated", "bytes changed"])
+def test_a_damaged_checkpoint_is_set_aside_and_the_next_run_starts_afresh(
+    prepared_data, tmp_path, damage
+):
+    ckpt, data = tmp_path / "ckpt.pt", prepared_data / "binary28"
+    fit(experiment(epochs=1), data, ckpt)
+    if damage == "truncated":
+        ckpt.write_bytes(ckpt.read_bytes()[:-100])
+    else:
+        flip_tensor_byte(ckpt)  # torch itself loads it without a word
+    damaged = ckpt.read_bytes()
+    aside = tmp_path / "ckpt.damaged.pt"
+    with pytest.raises(CheckpointSetAside, match=r"^checkpoint .*ckpt\.pt is (damaged|corrupt)"):
+        fit(experiment(epochs=2), data, ckpt)
+    assert not ckpt.exists() and aside.read_bytes() == damaged
+    run = fit(experiment(epochs=2), data, ckpt)
+    assert run.resumed_from == 0 and len(run.history) == 2
 
 
 @pytest.mark.parametrize(
@@ -345,3 +372,24 @@ def test_adam_normgrad_steps_as_adam_on_unit_norm_gradients():
         theirs.step()
     torch.testing.assert_close(normed, plain)
     assert not torch.allclose(normed, start)
+
+
+def test_adopt_says_in_one_line_what_it_cannot_adopt(tmp_path):
+    from typer.testing import CliRunner
+
+    from vaelab.tools.checkpoint import app
+
+    plain = tmp_path / "ckpt.pt"
+    result = CliRunner().invoke(app, ["adopt", str(plain)])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"error: {plain} is not a checkpoint set aside for changed code "
+        "(NAME.other-code.pt); name the checkpoint to restore with --to"
+    )
+    aside = tmp_path / "ckpt.other-code.pt"
+    aside.write_bytes(b"")
+    plain.write_bytes(b"")
+    result = CliRunner().invoke(app, ["adopt", str(aside)])
+    assert result.output.strip() == (
+        f"error: {plain} exists already; move it away first, or name another with --to"
+    )

@@ -3,12 +3,14 @@ running, in one line of our own that names the file and how to rebuild it."""
 
 import pytest
 import torch
+from synthetic import flip_tensor_byte
 
 from vaelab.core.errors import DataError
+from vaelab.core.tensor_files import CHECKSUM_KEY, DamagedFile, contents_digest
 from vaelab.data.splits import load_split
 from vaelab.evaluation.classifier import load_classifier
 from vaelab.models.saved import load_model
-from vaelab.training.checkpoint import Checkpoint
+from vaelab.training.checkpoint import Checkpoint, CheckpointSetAside
 
 
 class Payload:
@@ -59,13 +61,73 @@ def test_a_damaged_or_missing_file_is_one_line(tmp_path, role):
     assert str(info.value).startswith(f"{role} {path} is corrupt, truncated or not a vaelab")
 
 
-def test_a_checkpoint_with_code_is_refused_unrun_and_the_run_starts_afresh(tmp_path, capsys):
+def test_a_checkpoint_with_code_is_refused_unrun_and_set_aside(tmp_path):
     marker = tmp_path / "payload-ran"
     path = tmp_path / "checkpoint.pt"
     torch.save({"epoch": 3, "model": Payload(marker)}, path)
-    assert Checkpoint(path, key="k").load() is None
-    said = capsys.readouterr()
-    lines = [line for line in (said.out + said.err).splitlines() if str(path) in line]
+    with pytest.raises(CheckpointSetAside) as info:
+        Checkpoint(path, key="k").load()
+    message = str(info.value)
     assert not marker.exists()
-    assert len(lines) == 1 and "holds Python objects" in lines[0], lines
-    assert "starting afresh" in lines[0] and "weights_only" not in lines[0]
+    assert "\n" not in message and message.startswith(f"checkpoint {path} holds Python objects")
+    assert message.endswith(
+        f"moved aside to {tmp_path / 'checkpoint.damaged.pt'}; run again to start afresh"
+    )
+    assert "weights_only" not in message and not path.exists()
+
+
+def _saved_model(path):
+    from vaelab.models.registry import build_model
+    from vaelab.models.saved import save_model
+
+    model = build_model("vae_mlp", 28, latent_dim=2, hidden_dim=8)
+    save_model(path, model, {"name": "t", "model": "vae_mlp"}, [], 1.0)
+
+
+def _saved_classifier(path):
+    from vaelab.evaluation.classifier import DigitCNN, save_classifier
+
+    save_classifier(path, DigitCNN(28, 10), {})
+
+
+WRITERS = {"model": _saved_model, "classifier": _saved_classifier}
+
+
+@pytest.mark.parametrize("role", WRITERS)
+def test_changed_bytes_in_a_model_are_found_before_it_is_used(tmp_path, role):
+    load, name, remedy = LOADERS[role]
+    path = tmp_path / name
+    WRITERS[role](path)
+    load(path)  # as written: it loads
+    flip_tensor_byte(path)
+    assert torch.load(path, weights_only=True)  # torch alone does not see it
+    with pytest.raises(DamagedFile) as info:
+        load(path)
+    assert str(info.value) == (
+        f"{role} {path} is damaged: its contents differ from the checksum it was saved with "
+        f"(a bad disk, or a copy cut short); {remedy}"
+    )
+
+
+def test_files_written_before_checksums_still_load(tmp_path):
+    path = tmp_path / "model.pt"
+    _saved_model(path)
+    state = torch.load(path, weights_only=True)
+    del state[CHECKSUM_KEY]
+    torch.save(state, path)
+    assert load_model(path).experiment == {"name": "t", "model": "vae_mlp"}
+
+
+def test_the_checksum_covers_every_tensor_and_value():
+    state = {
+        "w": torch.zeros(3),
+        "history": [{"loss": 1.0}],
+        "rng": torch.zeros(4, dtype=torch.uint8),
+    }
+    base = contents_digest(state)
+    assert contents_digest({**state, "w": torch.tensor([0.0, 0.0, 1e-30])}) != base
+    assert contents_digest({**state, "w": torch.zeros(3, dtype=torch.float64)}) != base
+    assert contents_digest({**state, "w": torch.zeros(1, 3)}) != base
+    assert contents_digest({**state, "history": [{"loss": 1.0000001}]}) != base
+    assert contents_digest({**state, "rng": torch.ones(4, dtype=torch.uint8)}) != base
+    assert contents_digest(dict(state)) == base

@@ -22,8 +22,9 @@ from vaelab.config.params import ClassifierSpec, load_params
 from vaelab.core.errors import DataError
 from vaelab.core.files import atomic_path, write_text
 from vaelab.core.progress import say
-from vaelab.core.tensor_files import load_tensors
+from vaelab.core.tensor_files import load_tensors, save_tensors
 from vaelab.data.splits import load_split, read_meta
+from vaelab.runtime import cores
 from vaelab.runtime.device import describe, resolve_device, training_precision, uses_bf16
 
 FEATURES = 128
@@ -97,6 +98,7 @@ def train_classifier(
     for _ in range(epochs):
         order = torch.randperm(len(images), generator=generator)
         for start in range(0, len(images), batch_size):
+            cores.rebalance()
             chosen = order[start : start + batch_size]
             x, y = shifted(images[chosen], shift, generator).to(device), labels[chosen].to(device)
             with autocast:
@@ -171,8 +173,8 @@ def save_classifier(path, model: DigitCNN, info: dict) -> None:
         "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
         "info": info,
     }
-    with atomic_path(path) as tmp, open(tmp, "wb") as file:  # a full disk's OSError, as model.pt
-        torch.save(state, file)
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        save_tensors(state, file)
 
 
 def load_classifier(path, device: torch.device | str = "cpu") -> tuple[DigitCNN, dict]:

@@ -17,7 +17,7 @@ import torch
 
 from vaelab.core.errors import DataError
 from vaelab.core.files import atomic_path
-from vaelab.core.tensor_files import load_tensors
+from vaelab.core.tensor_files import load_tensors, save_tensors
 from vaelab.models.base import LatentModel
 from vaelab.models.registry import build_model
 
@@ -71,10 +71,8 @@ def save_model(
         "history": history,
         "train_seconds": train_seconds,
     }
-    # a file object, not a path: torch's own file writer reports a full disk as a
-    # RuntimeError without errno, a Python file raises the OSError that names it
     with atomic_path(path) as tmp, open(tmp, "wb") as file:
-        torch.save(state, file)
+        save_tensors(state, file)
 
 
 def load_model(path: Path, device: torch.device | str = "cpu") -> SavedModel:

@@ -2,25 +2,30 @@
 
 A checkpoint is used only when the resumed run would be the uninterrupted one: the same
 experiment keys and prepared data (its fingerprint), and byte for byte the same library
-files among those the run had imported (its sources). Anything else starts afresh. Files
-the run never imported may change: editing another model's file, or the report, does not
-throw away a training that has run for days.
+files among those the run had imported (its sources). Files the run never imported may
+change: editing another model's file, or the report, does not touch a training that has
+run for days. A checkpoint of other params or data is replaced by the new run's.
+
+A checkpoint that may hold days of work is never thrown away unasked: one written by code
+that has changed since, or damaged on disk (its checksum differs), is moved aside and the
+run stops with one line. `adopt` (python -m vaelab.tools.checkpoint) resumes a changed-code
+one under the present code, for the user who knows the edit changed nothing; running again
+without it starts afresh.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
-
-import torch
 
 from vaelab.config.experiments import ExperimentSpec
 from vaelab.core.errors import DataError
 from vaelab.core.files import atomic_path
 from vaelab.core.progress import say
-from vaelab.core.tensor_files import load_tensors
+from vaelab.core.tensor_files import load_tensors, save_tensors
 
 _LIBRARY = Path(__file__).resolve().parents[1]  # where the imported modules' files lie
 _SOURCE_DIR = _LIBRARY  # where their bytes are read: a test points it at a copy
@@ -72,10 +77,7 @@ class Checkpoint:
 
     def save(self, state: dict) -> None:
         self.sources = loaded_sources(self.sources)
-        with atomic_path(self.path) as tmp, open(tmp, "wb") as file:
-            # a file object, not a path: torch's own writer turns a full disk into a
-            # RuntimeError without errno, Python's raises the OSError that names it
-            torch.save({"fingerprint": self.key, "sources": self.sources, **state}, file)
+        write_checkpoint(self.path, {"fingerprint": self.key, "sources": self.sources, **state})
         self.epoch = state["epoch"]
 
     def kept(self) -> str:
@@ -88,14 +90,18 @@ class Checkpoint:
         )
 
     def load(self) -> dict | None:
-        """The saved state, or None when there is none we may use."""
+        """The saved state, or None when there is none to resume (or it is of other params
+        or data). Raises CheckpointSetAside when it was moved aside."""
         if not self.path.exists():
             return None
+        aside = _free_name(self.path, "damaged")
         try:
-            state = load_tensors(self.path, "checkpoint", "starting afresh")
-        except DataError as exc:  # a damaged checkpoint is never worth a crash: start over
-            say(f"  {exc}")
-            return None
+            state = load_tensors(
+                self.path, "checkpoint", f"moved aside to {aside}; run again to start afresh"
+            )
+        except DataError as exc:
+            self.path.rename(aside)
+            raise CheckpointSetAside(str(exc)) from None
         if "sources" not in state:
             say(
                 f"  checkpoint {self.path} is from an older vaelab (no record of its code);"
@@ -107,16 +113,68 @@ class Checkpoint:
             return None
         changed = changed_sources(state["sources"])
         if changed:
+            aside = _free_name(self.path, "other-code")
+            self.path.rename(aside)
             shown = ", ".join(changed[:3]) + (
                 f" and {len(changed) - 3} more" if changed[3:] else ""
             )
-            say(
-                f"  checkpoint {self.path} was written by other code ({shown} changed since);"
-                " starting afresh"
+            raise CheckpointSetAside(
+                f"checkpoint {self.path} after epoch {state['epoch']} was written by other "
+                f"code ({shown} changed since); moved aside to {aside}: "
+                f"`python -m vaelab.tools.checkpoint adopt {aside}` resumes it under this "
+                "code, or run again to start afresh"
             )
-            return None
         self.epoch = state["epoch"]
         return state
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+class CheckpointSetAside(DataError):
+    """The checkpoint was moved aside, unused: the user says what becomes of it."""
+
+
+def write_checkpoint(path: Path, state: dict) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        save_tensors(state, file)
+
+
+def _free_name(path: Path, why: str) -> Path:
+    """checkpoint.WHY.pt beside `path`, numbered when that name is taken."""
+    for number in range(1, 10_000):
+        suffix = f".{why}.pt" if number == 1 else f".{why}-{number}.pt"
+        candidate = path.with_name(path.stem + suffix)
+        if not candidate.exists():
+            return candidate
+    raise DataError(f"too many checkpoints set aside beside {path}; delete the old ones")
+
+
+def adopt(aside: Path, checkpoint: Path | None = None) -> Path:
+    """Resume a checkpoint set aside for changed code under the present code: its record
+    of the library files it ran is updated to today's bytes, and it goes back to
+    `checkpoint` (by default the name it had) for the next run to resume."""
+    aside = Path(aside)
+    if checkpoint is None:
+        named = re.fullmatch(r"(.+)\.other-code(-\d+)?\.pt", aside.name)
+        if named is None:
+            raise DataError(
+                f"{aside} is not a checkpoint set aside for changed code "
+                "(NAME.other-code.pt); name the checkpoint to restore with --to"
+            )
+        checkpoint = aside.with_name(named.group(1) + ".pt")
+    if checkpoint.exists():
+        raise DataError(
+            f"{checkpoint} exists already; move it away first, or name another with --to"
+        )
+    state = load_tensors(aside, "checkpoint", "it cannot be adopted")
+    if "sources" not in state:
+        raise DataError(f"checkpoint {aside} has no record of its code; it cannot be adopted")
+    state["sources"] = {
+        relative: _digest(_SOURCE_DIR / relative)
+        for relative in state["sources"]
+        if (_SOURCE_DIR / relative).is_file()
+    }
+    write_checkpoint(checkpoint, state)
+    aside.unlink()
+    return checkpoint
