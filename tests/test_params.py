@@ -59,11 +59,15 @@ def test_shipped_params_are_valid():
         (
             "experiments.cvae.latent_dim",
             0,
-            "experiments.cvae.latent_dim = 0 is invalid: must be >= 1",
+            "experiments.cvae.latent_dim = 0 is invalid: must be within [1, 65536]",
         ),
         ("experiments.cvae.lr", 0, "experiments.cvae.lr = 0 is invalid: must be > 0"),
         ("experiments.cvae.lr", -1e-3, "experiments.cvae.lr = -0.001 is invalid: must be > 0"),
-        ("experiments.cvae.epochs", 0, "experiments.cvae.epochs = 0 is invalid: must be >= 1"),
+        (
+            "experiments.cvae.epochs",
+            0,
+            "experiments.cvae.epochs = 0 is invalid: must be within [1, 100000]",
+        ),
         (
             "experiments.cvae.batch_size",
             "big",
@@ -112,7 +116,7 @@ def test_shipped_params_are_valid():
             30,
             "data.prepared.mnist_binary.size = 30 is invalid: allowed values are 28, 32",
         ),
-        ("threads", -1, "threads = -1 is invalid: must be >= 0"),
+        ("threads", -1, "threads = -1 is invalid: must be within [0, 1024]"),
         # bounds that keep a run feasible: no overflow in a generator, no picture of
         # gigabytes, no silent inf
         (
@@ -139,9 +143,40 @@ def test_shipped_params_are_valid():
         ),
         ("classifier.lr", float("nan"), "classifier.lr = .nan is invalid: must be a finite number"),
         (
+            "experiments.vae_mlp.kl_weight",
+            float("inf"),
+            "experiments.vae_mlp.kl_weight = .inf is invalid: must be a finite number",
+        ),
+        (
+            "experiments.vae_mlp.hidden_dim",
+            10**9,
+            "experiments.vae_mlp.hidden_dim = 1000000000 is invalid: must be within [1, 65536]",
+        ),
+        (
+            "experiments.cvae.epochs",
+            10**7,
+            "experiments.cvae.epochs = 10000000 is invalid: must be within [1, 100000]",
+        ),
+        (
+            "experiments.cvae.batch_size",
+            2**40,
+            "experiments.cvae.batch_size = 1099511627776 is invalid: must be within [1, 1000000]",
+        ),
+        ("threads", 5000, "threads = 5000 is invalid: must be within [0, 1024]"),
+        (
+            "evaluate.iwae_samples",
+            10**6,
+            "evaluate.iwae_samples = 1000000 is invalid: must be within [1, 100000]",
+        ),
+        (
+            "samples.count",
+            10**9,
+            "samples.count = 1000000000 is invalid: must be within [2, 100000]",
+        ),
+        (
             "experiments.cvae.processes",
             0,
-            "experiments.cvae.processes = 0 is invalid: must be >= 1",
+            "experiments.cvae.processes = 0 is invalid: must be within [1, 1024]",
         ),
         (
             "experiments.ae_conv.objective",
@@ -314,7 +349,7 @@ def test_model_stages_reject_a_bad_experiment_before_work(stage, tmp_path):
     result = run_with_params(stage, with_change("experiments.vae_conv.latent_dim", -2), tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == (
-        "error: experiments.vae_conv.latent_dim = -2 is invalid: must be >= 1"
+        "error: experiments.vae_conv.latent_dim = -2 is invalid: must be within [1, 65536]"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
 

@@ -15,7 +15,18 @@ from pydantic import Field, model_validator
 
 from vaelab.config.params import Amp, Params, PreparedSpec, load_params
 from vaelab.core.errors import ParamsError
-from vaelab.core.knobs import Knobs, Rate, Seed, did_you_mean, quote, unknown_name, validate
+from vaelab.core.knobs import (
+    BatchSize,
+    Epochs,
+    Knobs,
+    Processes,
+    Rate,
+    Seed,
+    did_you_mean,
+    quote,
+    unknown_name,
+    validate,
+)
 from vaelab.models.base import ModelConfig
 from vaelab.models.registry import MODELS
 from vaelab.models.saved import RECORD_KEYS
@@ -28,8 +39,8 @@ class TrainingSpec(Knobs):
     data: str
     model: str
     objective: str
-    epochs: int = Field(ge=1)
-    batch_size: int = Field(ge=1)
+    epochs: Epochs
+    batch_size: BatchSize
     optimizer: Literal["adam", "adam_normgrad", "rmsprop"]  # vaelab.training.optimizers
     lr: Rate
     # The optimiser's settings default to Keras's, which the reference tutorials trained
@@ -37,19 +48,19 @@ class TrainingSpec(Knobs):
     optimizer_eps: Rate = 1e-7
     rmsprop_alpha: float | None = Field(default=None, gt=0, lt=1)  # RMSprop only; default 0.9
     # MultiStepLR: after each epoch listed, the learning rate is multiplied by lr_gamma
-    lr_milestones: list[int] = Field(default_factory=list)
+    lr_milestones: list[Epochs] = Field(default_factory=list)
     lr_gamma: float | None = Field(default=None, gt=0, le=1)
     seed: Seed = 0
     amp: Amp = "auto"
     # Hold out the last N training images: per-epoch curves use them instead of the test
     # split, and the model kept is the epoch with the best validation ELBO.
-    validation: int = Field(default=0, ge=0)
-    patience: int | None = Field(default=None, ge=1)  # stop after this many epochs without one
+    validation: int = Field(default=0, ge=0, le=10_000_000)
+    patience: Epochs | None = None  # stop after this many epochs without one
     # torch.compile of the training objective; reduce-overhead adds CUDA graphs on a GPU
     compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"
     # ranks of one data-parallel training under torchrun (vaelab.training.distributed); 1 trains in
     # the stage's own process. The results match 1 process's up to float summation order.
-    processes: int = Field(default=1, ge=1)
+    processes: Processes = 1
 
     @model_validator(mode="after")
     def _keys_agree(self):

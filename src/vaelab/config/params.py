@@ -9,13 +9,24 @@ file never reruns a download.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, model_validator
 
 from vaelab.core.errors import ParamsError
-from vaelab.core.knobs import Knobs, Rate, Seed, Tiles, quote, unknown_name, validate
+from vaelab.core.knobs import (
+    BatchSize,
+    Epochs,
+    Knobs,
+    Rate,
+    Samples,
+    Seed,
+    Tiles,
+    quote,
+    unknown_name,
+    validate,
+)
 
 # binarized_mnist: Larochelle & Murray's fixed binarization of MNIST (the literature's)
 Dataset = Literal["mnist", "fashion_mnist", "binarized_mnist"]
@@ -57,11 +68,11 @@ def check_mirrors(
 
 
 class EvaluateSpec(Knobs):
-    iwae_samples: int = Field(ge=1)
+    iwae_samples: Samples
     # the bound also at these k: the k of a published figure, which reads higher at a
     # smaller k (pythae's VAE is at 200), so each number sits beside its own kind
-    also_k: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
-    batch_size: int = Field(ge=1)
+    also_k: list[Samples] = Field(default_factory=list)
+    batch_size: BatchSize
     seed: Seed = 0
 
 
@@ -76,19 +87,21 @@ class RenderSpec(Knobs):
 class ClassifierSpec(Knobs):
     """The CNN that a classifier@NAME stage trains on each prepared set."""
 
-    epochs: int = Field(ge=1)
-    batch_size: int = Field(ge=1)
+    epochs: Epochs
+    batch_size: BatchSize
     lr: Rate
     seed: Seed = 0
     amp: Amp = "auto"  # its training only: the features that score samples stay fp32
-    shift: int = Field(default=0, ge=0)  # pixels a training image may move each way; 0: none
+    shift: int = Field(default=0, ge=0, le=16)  # pixels a training image may move each way; 0: none
 
 
 class SamplesSpec(Knobs):
     """How samples@EXP scores each sampler's samples."""
 
-    count: int = Field(ge=2)  # samples per sampler, and real images per set of the floors
-    mixture_components: int = Field(ge=1)
+    count: int = Field(
+        ge=2, le=100_000
+    )  # samples per sampler, and real images per set of the floors
+    mixture_components: int = Field(ge=1, le=1000)
     seed: Seed = 0
 
 
@@ -101,7 +114,7 @@ class PublishedFigure(Knobs):
 
     published: str
     ours: list[str] = Field(min_length=1)
-    k: int | None = Field(default=None, ge=1)  # an NLL figure's importance samples
+    k: Samples | None = None  # an NLL figure's importance samples
 
 
 class Track(Knobs):
@@ -121,7 +134,7 @@ TRACKS = ("references", "literature")
 
 class Params(Knobs):
     device: Literal["auto", "cpu", "cuda", "mps"]
-    threads: int = Field(ge=0)
+    threads: int = Field(ge=0, le=1024)
     data: DataSpec
     # the references track: dvc.yaml runs these (`dvc repro`)
     experiments: dict[str, dict[str, Any]] = Field(min_length=1)

@@ -26,6 +26,11 @@ Seed = Annotated[int, Field(ge=0, le=2**63 - 1)]
 Rate = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # learning rates, epsilons
 # tiles of a picture's side (a 28-pixel tile makes 64 of them 1,792 pixels wide)
 Tiles = Annotated[int, Field(ge=2, le=64)]
+# Counts: far above any run of the papers, far below an allocation that cannot succeed.
+Epochs = Annotated[int, Field(ge=1, le=100_000)]
+BatchSize = Annotated[int, Field(ge=1, le=1_000_000)]
+Samples = Annotated[int, Field(ge=1, le=100_000)]  # importance samples k
+Processes = Annotated[int, Field(ge=1, le=1024)]
 
 
 class Knobs(BaseModel):

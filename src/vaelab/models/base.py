@@ -18,16 +18,16 @@ from vaelab.models.densities import log_mixture_pdf, log_normal_pdf
 class ModelConfig(Knobs):
     """The knobs every model takes; a model with more subclasses this beside its class."""
 
-    latent_dim: int = Field(ge=1)
+    latent_dim: int = Field(ge=1, le=65_536)
 
 
 class VariationalConfig(ModelConfig):
     # Bounds log sigma^2 to [-c, c]: a guard against an exploding posterior variance.
-    logvar_clamp: float | None = Field(default=None, gt=0)
+    logvar_clamp: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     # p(z): N(0, I), or the VampPrior (Tomczak & Welling 2018): the mixture of the
     # posteriors of `pseudo_inputs` learned images.
     prior: Literal["standard", "vamp"] = "standard"
-    pseudo_inputs: int | None = Field(default=None, ge=1)
+    pseudo_inputs: int | None = Field(default=None, ge=1, le=100_000)
 
     @model_validator(mode="after")
     def _pseudo_inputs_go_with_vamp(self):

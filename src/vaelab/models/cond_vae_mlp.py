@@ -28,9 +28,9 @@ from vaelab.models.layers import keras_init
 
 
 class CondVaeMlpConfig(VariationalConfig):
-    hidden_dim: int = Field(default=500, ge=1)
+    hidden_dim: int = Field(default=500, ge=1, le=65_536)
     # the one-hot label's width (not `classes`: model.pt keeps the data's class names there)
-    num_classes: int = Field(default=10, ge=2)
+    num_classes: int = Field(default=10, ge=2, le=1000)
     # the VampPrior's pseudo-inputs have no labels to encode them given
     prior: Literal["standard"] = "standard"
 

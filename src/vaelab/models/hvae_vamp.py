@@ -34,8 +34,10 @@ from vaelab.models.vamp_mlp import GatedDense
 
 
 class HvaeVampConfig(VariationalConfig):
-    latent_dim: int = Field(default=40, ge=1)  # each of z1 and z2; a code has twice as many
-    hidden_dim: int = Field(default=300, ge=1)
+    latent_dim: int = Field(
+        default=40, ge=1, le=65_536
+    )  # each of z1 and z2; a code has twice as many
+    hidden_dim: int = Field(default=300, ge=1, le=65_536)
     prior: Literal["standard", "vamp"] = "vamp"
 
 

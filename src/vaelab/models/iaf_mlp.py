@@ -39,11 +39,11 @@ from vaelab.models.layers import InitKnob, initialise
 
 
 class IafMlpConfig(VariationalConfig, InitKnob):
-    latent_dim: int = Field(default=16, ge=1)
-    hidden_dim: int = Field(default=500, ge=1)
-    flow_steps: int = Field(default=2, ge=1)
-    flow_hidden: int = Field(default=256, ge=1)
-    context_dim: int = Field(default=64, ge=1)  # h, what the encoder tells each step
+    latent_dim: int = Field(default=16, ge=1, le=65_536)
+    hidden_dim: int = Field(default=500, ge=1, le=65_536)
+    flow_steps: int = Field(default=2, ge=1, le=64)
+    flow_hidden: int = Field(default=256, ge=1, le=65_536)
+    context_dim: int = Field(default=64, ge=1, le=65_536)  # h, what the encoder tells each step
     prior: Literal["standard"] = "standard"  # the VampPrior would mix Gaussian posteriors
 
 

@@ -16,8 +16,8 @@ from vaelab.models.layers import keras_init
 
 
 class IwaeMlpConfig(VariationalConfig):
-    latent_dim: int = Field(default=50, ge=1)
-    hidden_dim: int = Field(default=200, ge=1)
+    latent_dim: int = Field(default=50, ge=1, le=65_536)
+    hidden_dim: int = Field(default=200, ge=1, le=65_536)
 
 
 def tanh_stack(sizes: list[int]) -> nn.Sequential:

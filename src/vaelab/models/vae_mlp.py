@@ -17,7 +17,7 @@ from vaelab.models.layers import InitKnob, initialise
 
 
 class MLPConfig(VariationalConfig, InitKnob):
-    hidden_dim: int = Field(default=256, ge=1)
+    hidden_dim: int = Field(default=256, ge=1, le=65_536)
 
 
 class MLPVAE(HiddenHeads):

@@ -17,8 +17,8 @@ from vaelab.models.base import HiddenHeads, VariationalConfig
 
 
 class VampMlpConfig(VariationalConfig):
-    latent_dim: int = Field(default=40, ge=1)
-    hidden_dim: int = Field(default=300, ge=1)
+    latent_dim: int = Field(default=40, ge=1, le=65_536)
+    hidden_dim: int = Field(default=300, ge=1, le=65_536)
 
 
 class GatedDense(nn.Module):

@@ -29,8 +29,8 @@ from vaelab.models.base import LatentModel, ModelConfig, Posterior, Quantised
 
 
 class VqVaeConfig(ModelConfig):
-    latent_dim: int = Field(default=8, ge=1)  # D: the width of one codebook vector
-    codebook_size: int = Field(default=128, ge=2)  # K
+    latent_dim: int = Field(default=8, ge=1, le=65_536)  # D: the width of one codebook vector
+    codebook_size: int = Field(default=128, ge=2, le=65_536)  # K
     # None: the codebook learns by gradient; else the decay of its moving averages
     ema_decay: float | None = Field(default=None, gt=0, lt=1)
 

@@ -21,8 +21,8 @@ from vaelab.models.layers import keras_init
 
 
 class WaeMlpConfig(ModelConfig):
-    latent_dim: int = Field(default=8, ge=1)
-    hidden_dim: int = Field(default=512, ge=1)
+    latent_dim: int = Field(default=8, ge=1, le=65_536)
+    hidden_dim: int = Field(default=512, ge=1, le=65_536)
 
 
 class WaeMLP(LatentModel):

@@ -87,9 +87,9 @@ def mc_elbo(model: LatentModel, x: torch.Tensor, generator: torch.Generator | No
 
 class ElboKnobs(Knobs):
     # beta of the beta-VAE: the KL's weight in the loss (the reported ELBO keeps 1)
-    kl_weight: float = Field(default=1.0, ge=0)
+    kl_weight: float = Field(default=1.0, ge=0, allow_inf_nan=False)
     # KL warm-up (Sonderby et al. 2016): the weight rises linearly from 0 over these epochs
-    warmup_epochs: int = Field(default=0, ge=0)
+    warmup_epochs: int = Field(default=0, ge=0, le=100_000)
 
     def bind(self, epoch: int | None) -> dict:
         if not self.warmup_epochs or epoch is None:
@@ -116,7 +116,7 @@ def analytic_elbo(
 
 
 class IwaeKnobs(Knobs):
-    k: int = Field(default=50, ge=1)  # importance samples per image (Burda et al. 2015)
+    k: int = Field(default=50, ge=1, le=100_000)  # importance samples per image (Burda et al. 2015)
 
 
 def importance_samples(
@@ -150,8 +150,8 @@ def iwae(
 
 
 class WeightedKnobs(Knobs):
-    recon_weight: float = Field(default=1.0, gt=0)
-    kl_weight: float = Field(default=1.0, ge=0)
+    recon_weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    kl_weight: float = Field(default=1.0, ge=0, allow_inf_nan=False)
 
 
 def weighted_loss(
@@ -178,7 +178,7 @@ def weighted_loss(
 
 class VqKnobs(Knobs):
     # beta: the weight of the commitment loss that keeps z_e near its code (the paper's 0.25)
-    commitment_weight: float = Field(default=0.25, ge=0)
+    commitment_weight: float = Field(default=0.25, ge=0, allow_inf_nan=False)
 
 
 def vq_loss(
@@ -225,9 +225,11 @@ def mmd(a: torch.Tensor, b: torch.Tensor, *, kernel: str = "imq", scale: float =
 
 
 class WaeKnobs(Knobs):
-    mmd_weight: float = Field(default=10.0, gt=0)  # lambda; the paper's MNIST run used 10
+    mmd_weight: float = Field(
+        default=10.0, gt=0, allow_inf_nan=False
+    )  # lambda; the paper's MNIST run used 10
     kernel: Literal["imq", "rbf"] = "imq"  # the paper's inverse multiquadratic, or Gaussian
-    kernel_scale: float = Field(default=1.0, gt=0)  # C in units of 2 D
+    kernel_scale: float = Field(default=1.0, gt=0, allow_inf_nan=False)  # C in units of 2 D
 
 
 def wae_mmd(
