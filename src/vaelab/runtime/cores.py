@@ -16,28 +16,21 @@ the lone run up to float rounding in the last digits (torch's reductions split b
 
 from __future__ import annotations
 
-import fcntl
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from vaelab.runtime.flocks import lock_folder, try_lock
+
 CPU_LOCKS_ENV = "VAELAB_CPU_LOCKS"
 REBALANCE_EVERY_S = 1.0  # a probe is one flock per core: cheap, but not free every step
 
 
 def cpu_locks_folder() -> Path:
-    folder = Path(os.environ.get(CPU_LOCKS_ENV) or Path(tempfile.gettempdir()) / "vaelab-cpus")
-    if not folder.is_dir():
-        folder.mkdir(parents=True, exist_ok=True)
-        try:  # like /tmp itself: every user's runs can claim, none can remove another's lock
-            folder.chmod(0o1777)
-        except OSError:
-            pass
-    return folder
+    return lock_folder(CPU_LOCKS_ENV, "vaelab-cpus")
 
 
 @dataclass
@@ -57,7 +50,7 @@ class CoreShare:
     def claim(self) -> CoreShare:
         # two passes: another process's probe holds a free slot for a moment
         for slot in [*range(self.cores)] * 2:
-            fd = _try_lock(self._path(slot))
+            fd = try_lock(self._path(slot))
             if fd is not None:
                 self.slot, self._fd = slot, fd
                 break
@@ -70,7 +63,7 @@ class CoreShare:
             if slot == self.slot:
                 held += 1
                 continue
-            fd = _try_lock(self._path(slot))
+            fd = try_lock(self._path(slot))
             if fd is None:
                 held += 1
             else:
@@ -98,18 +91,6 @@ class CoreShare:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = self.slot = None
-
-
-def _try_lock(path: Path) -> int | None:
-    """An open, exclusively flocked descriptor of `path`, or None when another holds it.
-    The kernel drops the lock when the process ends in any way, kill -9 included."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
 
 
 _share: CoreShare | None = None
