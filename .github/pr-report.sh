@@ -4,7 +4,7 @@
 #
 #   usage: bash .github/pr-report.sh BASE_REV OUTPUT.md
 #
-# Needs `python` and `dvc` from the project's environment on PATH (the workflow runs it
+# Needs `python`, `vaelab` and `dvc` from the project's environment on PATH (the workflow runs it
 # under `uv run`). VAELAB_PROFILE picks the profile (default: small); VAELAB_MIRROR is
 # honoured as by every stage.
 set -euo pipefail
@@ -21,7 +21,11 @@ trap 'rm -rf "$summaries"' EXIT
 
 run_profile() {  # REV EXPERIMENT_NAME
   git checkout --quiet --detach "$1"
-  python -m vaelab.tools.profiles "$profile"
+  if [ -f src/vaelab/tools/command.py ]; then
+    vaelab profile "$profile"
+  else  # a base from before the vaelab command
+    python -m vaelab.tools.profiles "$profile"
+  fi
   dvc exp run --name "$2"
   cp reports/summary.md "$summaries/$2.md"
   git reset --quiet --hard  # drop the profile's params edit; the results live in the exp ref
@@ -34,7 +38,7 @@ git checkout --quiet --detach "$head_rev"
 {
   echo "## The change still runs end to end: the \`$profile\` profile rerun against $(git rev-parse --short "$base_rev")"
   echo
-  echo "Apart from the committed results above: both sides ran the \`$profile\` profile (\`python -m vaelab.tools.profiles $profile\`): small"
+  echo "Apart from the committed results above: both sides ran the \`$profile\` profile (\`vaelab profile $profile\`): small"
   echo "data subsets and few epochs, so compare the two columns with each other, not with the"
   echo "references' published figures."
   echo

@@ -1,5 +1,5 @@
 """models/dvc.yaml declares one DVC artifact per experiment in params.yaml, and
-`python -m vaelab.tools.artifacts` keeps the two lists in step."""
+`vaelab artifacts` keeps the two lists in step."""
 
 import shutil
 
@@ -7,13 +7,15 @@ import yaml
 from conftest import ROOT
 from typer.testing import CliRunner
 
-from vaelab.tools.artifacts import app, expected_artifacts, read_artifacts
+from vaelab.tools.artifacts import expected_artifacts, read_artifacts
+from vaelab.tools.command import app
 
 
 def artifacts_cli(*args, cwd):
     """The command in this process (a subprocess would spend seconds importing torch)."""
     return CliRunner().invoke(
-        app, ["--params", f"{cwd}/params.yaml", "--out", f"{cwd}/models/dvc.yaml", *args]
+        app,
+        ["artifacts", "--params", f"{cwd}/params.yaml", "--out", f"{cwd}/models/dvc.yaml", *args],
     )
 
 
@@ -42,7 +44,7 @@ def test_check_fails_on_a_new_experiment_and_the_sync_adds_it_keeping_hand_edits
     assert check.exit_code != 0
     assert check.stderr.splitlines() == [
         f"error: {tmp_path}/models/dvc.yaml is out of step with {tmp_path}/params.yaml "
-        "(missing: cvae_wide; not in params: vae_mlp); run `python -m vaelab.tools.artifacts` "
+        "(missing: cvae_wide; not in params: vae_mlp); run `vaelab artifacts` "
         "and commit it"
     ]
     assert (tmp_path / "models/dvc.yaml").read_text() == before

@@ -1,5 +1,5 @@
 """dvc.lock records today's code and params: a stage whose recorded hashes differ from the
-tree's would rerun in a clone that has the outputs (`python -m vaelab.tools.locks`)."""
+tree's would rerun in a clone that has the outputs (`vaelab locks`)."""
 
 from pathlib import Path
 

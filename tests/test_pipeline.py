@@ -565,7 +565,7 @@ def test_the_review_of_a_latent_change_shows_it_and_nothing_else(pipeline):
     assert f"not shown: {cvae}/samples.png at main" in (out / "review.md").read_text()
 
     bad = subprocess.run(
-        [sys.executable, "-m", "vaelab.report.review", "no-such-branch"],
+        [str(BIN / "vaelab"), "review", "no-such-branch"],
         cwd=project,
         capture_output=True,
         text=True,

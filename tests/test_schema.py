@@ -14,9 +14,9 @@ from vaelab.config.experiments import TrainingSpec, parse_experiment
 from vaelab.core.errors import ParamsError
 from vaelab.models.registry import MODELS
 from vaelab.objectives.registry import OBJECTIVES
+from vaelab.tools.command import app
 from vaelab.tools.params_schema import SCHEMA_FILE, params_schema, render_schema
 from vaelab.tools.profiles import PROFILES, apply_profile
-from vaelab.tools.schema import app
 
 SCHEMA = json.loads((ROOT / SCHEMA_FILE).read_text(encoding="utf-8"))
 VALIDATOR = Draft7Validator(SCHEMA)
@@ -35,20 +35,23 @@ def messages(raw) -> list[str]:
 
 def test_the_committed_schema_is_the_generated_one():
     assert (ROOT / SCHEMA_FILE).read_text(encoding="utf-8") == render_schema()
-    assert CliRunner().invoke(app, ["--check", "--out", str(ROOT / SCHEMA_FILE)]).exit_code == 0
+    assert (
+        CliRunner().invoke(app, ["schema", "--check", "--out", str(ROOT / SCHEMA_FILE)]).exit_code
+        == 0
+    )
 
 
 def test_check_fails_in_one_line_when_the_file_differs_and_the_command_rewrites_it(tmp_path):
     out = tmp_path / SCHEMA_FILE
     out.write_text(render_schema().replace('"minimum": 1', '"minimum": 2', 1))
-    check = CliRunner().invoke(app, ["--check", "--out", str(out)])
+    check = CliRunner().invoke(app, ["schema", "--check", "--out", str(out)])
     assert check.exit_code != 0
     assert check.stderr.splitlines() == [
-        f"error: {out} is out of date: run `python -m vaelab.tools.schema` and commit it"
+        f"error: {out} is out of date: run `vaelab schema` and commit it"
     ]
-    assert CliRunner().invoke(app, ["--out", str(out)]).exit_code == 0
+    assert CliRunner().invoke(app, ["schema", "--out", str(out)]).exit_code == 0
     assert out.read_text() == render_schema()
-    assert CliRunner().invoke(app, ["--check", "--out", str(out)]).exit_code == 0
+    assert CliRunner().invoke(app, ["schema", "--check", "--out", str(out)]).exit_code == 0
 
 
 def test_it_is_a_draft_07_schema_that_params_yaml_names():

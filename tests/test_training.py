@@ -143,7 +143,7 @@ def test_a_checkpoint_resumes_after_edits_to_code_it_never_imported_only(
         fit(experiment(epochs=3), data, ckpt)
     assert str(stopped.value) == (
         f"checkpoint {ckpt} after epoch 2 was written by other code (training/loop.py "
-        f"changed since); moved aside to {aside}: `python -m vaelab.tools.checkpoint adopt "
+        f"changed since); moved aside to {aside}: `vaelab checkpoint adopt "
         f"{aside}` resumes it under this code, or run again to start afresh"
     )
     assert not ckpt.exists() and aside.read_bytes() == before  # kept, not rewritten

@@ -2,7 +2,7 @@
 no training, as a Markdown page with its pictures beside it and one self-contained HTML
 page.
 
-    python -m vaelab.report.review BASE [HEAD] --out review
+    vaelab review BASE [HEAD] --out review
 
 HEAD defaults to the workspace, so a `dvc exp run` is reviewed before it is committed. The
 page lists only what differs between the two sides:
@@ -34,7 +34,7 @@ import pandas as pd
 import typer
 import yaml
 
-from vaelab.core.cli import stage_app, user_errors
+from vaelab.core.cli import user_errors
 from vaelab.core.errors import VaelabError
 from vaelab.core.files import atomic_dir
 from vaelab.core.progress import say
@@ -516,10 +516,6 @@ def write_review(
     return review
 
 
-app = stage_app(__doc__)
-
-
-@app.command()
 @user_errors
 def main(
     base: Annotated[str, typer.Argument(help="The revision to compare against (e.g. main).")],
@@ -538,7 +534,3 @@ def main(
 ) -> None:
     """Write the review of HEAD against BASE into OUT: review.md, its PNGs, review.html."""
     write_review(base, head, out, artifact_url=artifact_url)
-
-
-if __name__ == "__main__":
-    app()

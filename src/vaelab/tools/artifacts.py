@@ -19,13 +19,13 @@ import yaml
 
 from vaelab.config.experiments import experiments_of
 from vaelab.config.params import load_params
-from vaelab.core.cli import ParamsFile, stage_app, user_errors
+from vaelab.core.cli import ParamsFile, user_errors
 from vaelab.core.errors import ParamsError
 from vaelab.core.files import write_text
 
 HEADER = """\
 # Every experiment's trained model as a DVC artifact (`dvc artifacts get URL models:NAME`).
-# One entry per experiment in params.yaml, kept in step by `python -m vaelab.tools.artifacts`,
+# One entry per experiment in params.yaml, kept in step by `vaelab artifacts`,
 # which adds and drops entries and leaves hand-written descriptions and labels alone.
 # It lives here rather than in the root dvc.yaml, which names no experiment.
 """
@@ -81,10 +81,6 @@ def difference(current: dict[str, dict], wanted: dict[str, dict]) -> str:
     return "; ".join(parts)
 
 
-app = stage_app(__doc__)
-
-
-@app.command()
 @user_errors
 def main(
     params: ParamsFile = Path("params.yaml"),
@@ -99,7 +95,7 @@ def main(
         if differs:
             raise ParamsError(
                 f"{out} is out of step with {params} ({differs}); "
-                f"run `python -m vaelab.tools.artifacts` and commit it"
+                f"run `vaelab artifacts` and commit it"
             )
         print(f"{out}: in step with {params}")
         return
@@ -108,7 +104,3 @@ def main(
         return
     write_text(out, render(wanted))
     print(f"{out}: {len(wanted)} artifacts ({differs})")
-
-
-if __name__ == "__main__":
-    app()

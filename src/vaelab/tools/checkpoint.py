@@ -1,6 +1,6 @@
 """Checkpoints set aside by a training: resume one under the present code.
 
-    python -m vaelab.tools.checkpoint adopt models/NAME/checkpoint.other-code.pt
+    vaelab checkpoint adopt models/NAME/checkpoint.other-code.pt
 
 A training whose checkpoint was written by code that has changed since moves it aside and
 stops (vaelab.training.checkpoint). When the edit cannot have changed what the run computes
@@ -34,7 +34,3 @@ def adopt_command(
 @app.callback()
 def _commands() -> None:
     """Checkpoints set aside by a training."""
-
-
-if __name__ == "__main__":
-    app()

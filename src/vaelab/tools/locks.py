@@ -1,5 +1,5 @@
 """Check that dvc.lock records the code and params of today's tree:
-`python -m vaelab.tools.locks`.
+`vaelab locks`.
 
 A stage whose recorded code or params hash differs from the tree's claims results that
 today's code did not produce: `dvc status` in a clone that has the outputs would rerun it.
@@ -19,7 +19,7 @@ from pathlib import Path
 import typer
 import yaml
 
-from vaelab.core.cli import stage_app, user_errors
+from vaelab.core.cli import user_errors
 from vaelab.core.errors import VaelabError
 
 ROOT_PIPELINE = "dvc.yaml"
@@ -87,10 +87,6 @@ def _is_code(path: Path, outs: list[Path]) -> bool:
     return not any(out == path or path in out.parents for out in outs)
 
 
-app = stage_app(__doc__)
-
-
-@app.command()
 @user_errors
 def main(
     root: Path = typer.Option(Path("."), help="The project to check."),
@@ -108,7 +104,3 @@ def main(
             f"and record them with `dvc commit -f`"
         )
     print("dvc.lock: every recorded stage matches today's code and params")
-
-
-if __name__ == "__main__":
-    app()

@@ -1,12 +1,16 @@
-"""Named overlays on params.yaml for quick runs: `python -m vaelab.tools.profiles small`.
+"""Named overlays on params.yaml for quick runs: `vaelab profile small`.
 
 A profile shrinks the data, epochs and estimator sizes while keeping every experiment and
 architecture, so a pull request (or a test) runs the whole pipeline in minutes. The result
-is still validated by the params schema before it replaces params.yaml.
+is still validated by the params schema before it replaces params.yaml. `vaelab profile
+full` puts back the committed params.yaml, comments and all, unless the file holds edits
+that no profile made.
 """
 
 from __future__ import annotations
 
+import copy
+import subprocess
 from pathlib import Path
 
 import typer
@@ -14,7 +18,7 @@ import yaml
 
 from vaelab.config.experiments import experiments_of
 from vaelab.config.params import parse_params
-from vaelab.core.cli import stage_app, user_errors
+from vaelab.core.cli import user_errors
 from vaelab.core.errors import ParamsError
 from vaelab.core.files import write_text
 
@@ -50,7 +54,7 @@ PROFILES = {
 
 def apply_profile(params: dict, name: str) -> dict:
     if name not in PROFILES:
-        raise ParamsError(f"profile {name!r} is unknown; allowed: {', '.join(PROFILES)}")
+        raise ParamsError(f"profile {name!r} is unknown; allowed: {', '.join(PROFILES)}, {FULL}")
     profile = PROFILES[name]
     literature = params.get("literature") or {"experiments": {}, "evaluate": {}}
     own_prepared = literature.get("prepared", {})
@@ -77,23 +81,45 @@ def apply_profile(params: dict, name: str) -> dict:
     return params
 
 
-app = stage_app(__doc__)
+FULL = "full"
 
 
-@app.command()
+def restore_committed(params: Path) -> None:
+    """params.yaml as git's HEAD holds it, where the present file is that or a profile of it."""
+    shown = subprocess.run(
+        ["git", "show", f"HEAD:./{params.name}"],
+        cwd=params.parent,
+        capture_output=True,
+        text=True,
+    )
+    if shown.returncode != 0:
+        raise ParamsError(f"{params}: git holds no committed version of it to put back")
+    committed = yaml.safe_load(shown.stdout)
+    current = yaml.safe_load(params.read_text())
+    made_by_a_profile = [apply_profile(copy.deepcopy(committed), name) for name in PROFILES]
+    if current != committed and current not in made_by_a_profile:
+        raise ParamsError(
+            f"{params} holds edits that no profile made (`git diff {params}` shows them); "
+            f"commit them, or drop them with `git checkout {params}`, then run it again"
+        )
+    write_text(params, shown.stdout)
+
+
 @user_errors
 def main(
-    name: str = typer.Argument(..., help=f"One of: {', '.join(PROFILES)}."),
+    name: str = typer.Argument(
+        ..., help=f"One of: {', '.join(PROFILES)}, or {FULL} for the committed params."
+    ),
     params: Path = typer.Option(Path("params.yaml"), help="The params file to rewrite."),
 ) -> None:
-    """Rewrite the params file in place with profile NAME applied."""
+    """Rewrite the params file in place with profile NAME applied (full: none)."""
+    if name == FULL:
+        restore_committed(params)
+        print(f"{params}: the committed params put back")
+        return
     try:
         raw = yaml.safe_load(params.read_text())
     except OSError as exc:
         raise ParamsError(f"{params}: cannot read ({exc.strerror})") from None
     write_text(params, yaml.safe_dump(apply_profile(raw, name), sort_keys=False))
     print(f"{params}: profile {name!r} applied")
-
-
-if __name__ == "__main__":
-    app()

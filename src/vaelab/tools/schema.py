@@ -1,5 +1,5 @@
 """params.schema.json, the JSON Schema that editors check params.yaml against (its first
-line names it), regenerated from the code: `python -m vaelab.tools.schema` writes it,
+line names it), regenerated from the code: `vaelab schema` writes it,
 `--check` fails when the committed file differs. Rerun it after changing a section, a
 model's Config, an objective's Knobs or a registry (vaelab.tools.params_schema)."""
 
@@ -9,15 +9,12 @@ from pathlib import Path
 
 import typer
 
-from vaelab.core.cli import stage_app, user_errors
+from vaelab.core.cli import user_errors
 from vaelab.core.errors import VaelabError
 from vaelab.core.files import write_text
 from vaelab.tools.params_schema import SCHEMA_FILE, render_schema
 
-app = stage_app(__doc__)
 
-
-@app.command()
 @user_errors
 def main(
     out: Path = typer.Option(Path(SCHEMA_FILE), help="The schema file to write."),
@@ -32,9 +29,7 @@ def main(
     if check:
         if current != wanted:
             state = "missing" if current is None else "out of date"
-            raise VaelabError(
-                f"{out} is {state}: run `python -m vaelab.tools.schema` and commit it"
-            )
+            raise VaelabError(f"{out} is {state}: run `vaelab schema` and commit it")
         print(f"{out}: up to date")
         return
     if current == wanted:
@@ -42,7 +37,3 @@ def main(
         return
     write_text(out, wanted)
     print(f"{out}: written")
-
-
-if __name__ == "__main__":
-    app()

@@ -8,7 +8,7 @@ run for days. A checkpoint of other params or data is replaced by the new run's.
 
 A checkpoint that may hold days of work is never thrown away unasked: one written by code
 that has changed since, or damaged on disk (its checksum differs), is moved aside and the
-run stops with one line. `adopt` (python -m vaelab.tools.checkpoint) resumes a changed-code
+run stops with one line. `adopt` (vaelab checkpoint) resumes a changed-code
 one under the present code, for the user who knows the edit changed nothing; running again
 without it starts afresh.
 """
@@ -121,7 +121,7 @@ class Checkpoint:
             raise CheckpointSetAside(
                 f"checkpoint {self.path} after epoch {state['epoch']} was written by other "
                 f"code ({shown} changed since); moved aside to {aside}: "
-                f"`python -m vaelab.tools.checkpoint adopt {aside}` resumes it under this "
+                f"`vaelab checkpoint adopt {aside}` resumes it under this "
                 "code, or run again to start afresh"
             )
         self.epoch = state["epoch"]
