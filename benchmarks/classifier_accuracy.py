@@ -1,14 +1,6 @@
 """The sample classifier's test accuracy on real data, over seeds, with and without the
-training shifts.
 
-    python -m benchmarks.classifier_accuracy [--data mnist_binary,mnist_grey]
-                                             [--seeds 0,1,2] [--shifts 0,1]
-
-For each prepared set (`dvc repro prepare@NAME` makes them under data/prepared) and each
-shift, it trains the classifier as classifier@NAME does (params.yaml's `classifier`
-section, its `seed` and `shift` replaced) once per seed, ways interleaved within a seed,
-and prints each run's test accuracy and training seconds, then per set and shift the
-lowest and the mean accuracy over the seeds.
+benchmarks/README.md (`classifier_accuracy`) says what it measures and how to read it.
 """
 
 from __future__ import annotations

@@ -3,18 +3,7 @@
     python -m benchmarks.decode_speed [--experiments cvae,vae_conv] [--batch 500] [--rounds 3]
     python -m benchmarks.decode_speed --batch 100,250,500     (how the rate depends on it)
 
-`evaluate` spends its time in the decoder: k samples per test image, batch_size decodes at a
-time. This times that call (inference mode, fp32, random weights of the experiment's
-architecture: the rate does not depend on the values) in several formulations, counts its
-floating-point operations with torch.utils.flop_counter, and prints GFLOP/s beside the rate
-of a 2048 x 2048 fp32 matmul (and bf16, for scale) measured in the same run. Formulations
-and matmuls run in rounds, interleaved, and the medians are printed.
-
-Formulations: "eager" is the model as evaluate runs it; "conv2d-last" the same with its
-last layer (a NarrowConv2d: one GEMM and shifted sums at inference) run as the nn.Conv2d it
-is in training; "contiguous" the model with NCHW weights; "traced-frozen" torch.jit.trace +
-freeze + optimize_for_inference (oneDNN prepacked weights, conv+ReLU fused); "compiled"
-torch.compile with inductor's freezing.
+benchmarks/README.md (`decode_speed`) says what it measures and how to read it.
 """
 
 from __future__ import annotations

@@ -1,22 +1,6 @@
 """On a CUDA machine: the cvae reference and a slice of each literature recipe, trained on
-the CPU, on the GPU, and on the GPU under `compile: reduce-overhead` (CUDA graphs), with
-each GPU run checked against the CPU's and every way's steps per second.
 
-    python -m benchmarks.gpu_check [--steps 200] [--only cvae,vae_static] [--data DIR]
-
-A slice is the recipe itself (model, objective, optimiser, batch size, schedule) trained
-for two epochs of `--steps` steps each on the first images of its prepared training split,
-scored on the first 1,000 test images. Every way starts from the same weights, shuffles
-with the same CPU generator and draws its reparameterisation noise on the CPU (a
-NoiseSource that moves it to the device), so the ways differ only in floating-point
-arithmetic: the GPU's per-epoch training losses must match the CPU's to `--rtol` (TF32 is
-switched off for the comparison), and the largest weight difference is printed beside
-them. Steps per second are the second epoch's, after compilation and CUDA-graph capture.
-
-Without CUDA the script says so in one line and runs the CPU way alone, so it can be tried
-anywhere. It needs each experiment's prepared data (`dvc repro prepare@mnist_binary` and
-`dvc repro literature/dvc.yaml:prepare@mnist_static`), or `--data` naming one prepared
-folder for all of them. It exits non-zero when a GPU run does not match.
+benchmarks/README.md (`gpu_check`) says what it measures and how to read it.
 """
 
 from __future__ import annotations

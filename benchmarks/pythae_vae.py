@@ -1,23 +1,6 @@
 """pythae's VAE recipe, trained and scored by the pythae package itself, on a prepared set.
 
-The literature track's vae_static follows pythae's reproducibility recipe key by key and
-still reads about 3 nats above pythae's published 89.78 (k = 200). Two things differ:
-our implementation of the recipe, and the images (our seeded Bernoulli draw, not
-Larochelle & Murray's files). This benchmark takes the first out: pythae's own VAE class,
-BaseTrainer, MultiStepLR schedule, best-validation selection and `get_nll` estimator, with
-the networks of its script (784-400-40, ReLU, sigmoid decoder), trained on exactly the
-images vae_static trains on (the prepared set's training split with its last 10,000 held
-out) and scored on its test split. It also scores pythae's trained network with vaelab's
-own IWAE estimator, copied into vaelab's vae_mlp, so the two estimators meet on one model.
-
-pythae never enters the project's lock:
-
-    uv run --isolated --with pythae==0.1.2 python -m benchmarks.pythae_vae \\
-        --data data/prepared/mnist_static [--epochs 500] [--rounds 5] [--out FILE]
-
-Prints the per-epoch losses every `--every` epochs, then the kept epoch, its validation
-loss, and the NLL at k = 200 from both estimators; `--out` writes them, with the whole
-learning curve, as JSON.
+benchmarks/README.md (`pythae_vae`) says what it measures and how to read it.
 """
 
 from __future__ import annotations

@@ -3,17 +3,7 @@
     VAELAB_MIRROR=../shared/datasets python -m benchmarks.repro_time [--rev HEAD] \
         [--out timings.json] [--compare before.json] [--mnist-only]
 
-Clones `--rev` of this repository into a temporary folder (an empty DVC cache: everything
-runs), sets it up as the README does (`uv sync --locked`: the commit's own code, packages
-and uv settings, in the clone's own .venv), runs that environment's `dvc repro` and stamps
-each line DVC prints as it arrives; a stage's seconds run from its "Running stage" line to
-the next one (the last to the end), so they include the stage's own start-up. The setup's
-seconds are printed apart and left out of the total. `--out` keeps the timings as JSON and
-`--compare` prints them beside an earlier run's, for before/after figures on one machine.
-
-`--mnist-only` (for machines without Fashion-MNIST, like the mirror in ../shared): the
-clone's params.yaml prepares the Fashion-MNIST sets from MNIST with the same size and
-binarization, and drops the Fashion-MNIST download, so every stage still runs.
+benchmarks/README.md (`repro_time`) says what it measures and how to read it.
 """
 
 from __future__ import annotations

@@ -2,16 +2,7 @@
 
     python -m benchmarks.shared_cores [--processes 2] [--images 12000] [--rounds 3] [--threads 0]
 
-Each training is one epoch of the cvae reference config (batch 32, Adam 1e-4, latent 2) on
-`--images` binarized 28x28 images, in its own process that picks its device and threads as
-the train stage does (`resolve_device("cpu", threads)`; 0, the default, is params.yaml's
-default). The processes load everything first and start their epochs together on a signal,
-so the clock covers training only. Each round times the processes together and one after
-the other, in alternating order; the script prints each round's wall seconds and the
-median ratio together / one after the other (below 1: running them at once is faster).
-
-What it measures is issue 42's: `dvc queue start -j 2` on a CPU machine. Run it on an
-otherwise idle machine, and against an older checkout with PYTHONPATH=OLD/src for a before.
+benchmarks/README.md (`shared_cores`) says what it measures and how to read it.
 """
 
 from __future__ import annotations

@@ -2,36 +2,7 @@
 
     python -m benchmarks.train_speed [--steps 1875] [--rounds 3] [--amp] [--no-tf]
 
-Each way trains the cvae reference config (batch 32, Adam 1e-4, latent 2) for the same
-number of steps on the prepared MNIST data, in a fresh process; the torch ways start from
-the same initial weights. The ways run in rounds, the order rotated each round because a
-shared machine's speed drifts. The script prints each round's steps per second, then per
-way the median over the rounds, its ratio to the TensorFlow tutorial and to the plain loop
-(each the median of the rounds' ratios, taken within a round so that drifts cancel), and
-the test ELBO (single-sample MC, full test split) it reached.
-
-The "tf" way is the tutorial's own code (benchmarks/tf_tutorial.py: its Keras model,
-@tf.function train_step and tf.data pipeline), run with `uv run --isolated --no-project
---with tensorflow-cpu==2.21.0 --with numpy`, so that TensorFlow never enters the project's
-environment; --tf-requirement picks another build (e.g. `tensorflow[and-cuda]==2.21.0` on a
-GPU machine, where the CPU build would time TF on the CPU against torch on the GPU). It
-reads the prepared splits as .npy, exported to a temporary folder before the first round
-(--export DIR writes them for running the script by hand). Its clock covers the same
-steps as the torch ways' clocks, from the first to the last; only its one-off tracing of
-train_step runs before the clock (see that module). Without uv, or when that TensorFlow
-cannot be installed here, the script says so in one line and times the other ways; --no-tf
-leaves it out.
-
-The plain loop is what a user typically writes: `DataLoader(TensorDataset(x),
-batch_size=32, shuffle=True)`, a per-step `loss.item()` for logging, and the tutorial's
-architecture ported as is (PyTorch's default NCHW layout, a ConvTranspose2d last layer).
-The project's trainer draws batches from a tensor already on the device, never syncs
-inside a step, uses fused Adam, in-place ReLUs, channels_last weights and a Conv2d last
-layer, and keeps freed memory for reuse (vaelab.runtime.device.keep_freed_memory). The plain loop
-with only that allocator setting ("plain-kept") shows how much of the difference it makes.
---amp adds the trainer with bf16 autocast (`amp: true`).
-
-A clean `dvc repro`, stage by stage, is timed by benchmarks/repro_time.py.
+benchmarks/README.md (`train_speed`) says what it measures and how to read it.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 # (`uv run --isolated --no-project --with tensorflow-cpu==... --with numpy`), never in the
 # project's, so that TensorFlow stays out of uv.lock: what they import is that command's
 # business, not pyproject's.
-ISOLATED = {"benchmarks/tf_tutorial.py", "benchmarks/tf_layers.py"}
+ISOLATED = {"benchmarks/tf_tutorial.py"}
 # Scripts run beside the project with one more package (`uv run --isolated --with X`), so
 # that X stays out of uv.lock: only X's import is exempt, the rest is checked as usual.
 WITH = {"benchmarks/pythae_vae.py": "pythae"}

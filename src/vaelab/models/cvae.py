@@ -42,7 +42,7 @@ class CVAE(LatentModel):
             # The tutorial's ConvT(1, 3, s1, same): a stride-1 transposed convolution is a
             # convolution with the kernel flipped, and Glorot-uniform init is symmetric under
             # the flip, so this is the same model. In training its forward is as fast as the
-            # ConvT's but its backward is slower on oneDNN CPUs (benchmarks.op_profile);
+            # ConvT's but its backward is slower on oneDNN CPUs (docs/training-speed.md);
             # going back to the ConvT changes the weights' shape and initial draw, so the
             # reference figures would need rerunning. Without a gradient it decodes as a
             # GEMM, much faster than either (NarrowConv2d).

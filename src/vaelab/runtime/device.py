@@ -32,8 +32,8 @@ def keep_freed_memory() -> bool:
 
     Each training step frees and reallocates tens of MB of activations. With glibc's
     defaults the large blocks can go back to the kernel, and their pages fault in again on
-    the next step. `python -m benchmarks.page_faults` counts them per cvae step, with
-    and without this setting. Returns False where the C library is not glibc.
+    the next step (docs/training-speed.md has what that cost a cvae step). Returns False
+    where the C library is not glibc.
     """
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
