@@ -117,7 +117,7 @@ def test_patience_without_a_validation_split_is_an_error():
 def test_the_projection_recovers_a_power_law_curves_asymptote():
     import pandas as pd
 
-    from vaelab.report.summary import projection
+    from vaelab.report.projection import projection
 
     epochs = pd.RangeIndex(1, 301)
     curve = pd.Series(-90.0 - 40.0 * epochs.to_numpy(dtype=float) ** -0.6, index=epochs)
@@ -128,7 +128,7 @@ def test_the_projection_recovers_a_power_law_curves_asymptote():
 
 
 def test_the_literature_page_lists_an_experiment_not_run_yet(tmp_path):
-    from vaelab.report.summary import literature_table
+    from vaelab.report.literature_page import literature_table
 
     keys = {"model": "hvae_vamp", "objective": "analytic_elbo", "seed": 14, "epochs": 2000}
     table = literature_table({"hvae_vamp_static": keys}, {}, tmp_path)

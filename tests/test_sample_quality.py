@@ -22,7 +22,7 @@ from vaelab.pictures.latent_paths import (
     interpolation_paths,
     traversal_codes,
 )
-from vaelab.report.summary import pictures_of, samples_table
+from vaelab.report.references_page import pictures_of, samples_table
 
 
 def features(n=400, dims=8, seed=0):

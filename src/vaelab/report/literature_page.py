@@ -1,0 +1,178 @@
+"""reports/literature.md: each literature experiment's test NLL at the literature's k and
+at the k of the published figure beside it, the run-to-run spread of a recipe under
+several seeds, and where runs cut short were heading."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from vaelab.config.params import PublishedFigure
+from vaelab.report import projection
+from vaelab.report.run_files import VALIDATION_CURVE, elbo_curve, fmt, read_json, training_seconds
+
+
+def _nll(entry: dict | None) -> str:
+    return f"{entry['nll_nats']:.2f} ± {entry['stderr_nats']:.2f}" if entry else "—"
+
+
+def literature_table(
+    experiments: dict[str, dict], references: dict[str, PublishedFigure], folder: Path
+) -> pd.DataFrame:
+    """Each NLL at the literature's k and at the k of the figure it is set beside, with its
+    standard error, the data it used, its seed, epochs and seconds, beside the figure."""
+    rows = []
+    for name, keys in experiments.items():
+        reference = references.get(name)
+        if not (folder / name / "metrics.json").exists():  # `dvc repro -s` of the report alone
+            rows.append(
+                {"experiment": name, "model": keys["model"], "objective": keys["objective"]}
+                | {"seed": keys.get("seed", 0), "epochs (kept)": "not run yet"}
+                | {"published": reference.published if reference else "—"}
+            )
+            continue
+        metrics = read_json(folder / name / "metrics.json")
+        iwae, protocol = metrics.get("iwae", {}), metrics.get("protocol", {})
+        at_k = metrics.get("iwae_at_k", {})
+        published_k = reference.k if reference and reference.k else None
+        rows.append(
+            {
+                "experiment": name,
+                "model": keys["model"] + (f" + {keys['prior']} prior" if "prior" in keys else ""),
+                "objective": keys["objective"],
+                "binarized by": protocol.get("binarized_by", protocol.get("binarization", "—")),
+                "seed": keys.get("seed", 0),
+                f"NLL (nats), k={iwae.get('k', '—')}": _nll(iwae),
+                "NLL at the published k": (
+                    f"{_nll(at_k.get(str(published_k)))} (k={published_k})" if published_k else "—"
+                ),
+                "epochs (kept)": "{} ({})".format(
+                    protocol.get("epochs_run", "—"), protocol.get("kept_epoch", "—")
+                ),
+                "train s": training_seconds(folder / name),
+                "published": reference.published if reference else "—",
+            }
+        )
+    return pd.DataFrame(rows).fillna("—")
+
+
+def seed_groups(experiments: dict[str, dict]) -> list[list[str]]:
+    """Experiments that are one recipe under several seeds: every key equal but the seed
+    and the epochs (a shorter run of the same recipe is the same run cut early)."""
+    groups: dict[str, list[str]] = {}
+    for name, keys in experiments.items():
+        recipe = {k: v for k, v in keys.items() if k not in ("seed", "epochs")}
+        groups.setdefault(json.dumps(recipe, sort_keys=True, default=str), []).append(name)
+    return [names for names in groups.values() if len(names) > 1]
+
+
+def seed_spread(experiments: dict[str, dict], folder: Path) -> pd.DataFrame:
+    """Per seed group: each seed's best validation ELBO up to the epoch all of them ran, and
+    their standard deviation: the run-to-run spread a gap to a published figure is
+    judged against."""
+    rows = []
+    for names in seed_groups(experiments):
+        epochs = min(experiments[name]["epochs"] for name in names)
+        best = {}
+        for name in names:
+            curve = folder / name / VALIDATION_CURVE
+            if curve.exists():
+                elbo = elbo_curve(curve)
+                best[name] = elbo[elbo.index <= epochs].max()
+        if len(best) < 2:
+            continue
+        values = pd.Series(best)
+        rows.append(
+            {
+                "recipe of": names[0],
+                "seeds": ", ".join(str(experiments[n].get("seed", 0)) for n in best),
+                "up to epoch": epochs,
+                "best validation ELBO per seed": ", ".join(f"{v:.2f}" for v in values),
+                "mean": f"{values.mean():.2f}",
+                "sd": f"{values.std(ddof=1):.2f}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def cut_short(experiments: dict[str, dict], folder: Path) -> pd.DataFrame:
+    """Runs that early stopping would have ended but the epochs ran out first: what they
+    reached, and where their validation curve points."""
+    rows = []
+    for name, keys in experiments.items():
+        run = projection.cut_short(keys, folder / name)
+        if run is None:
+            continue
+        rows.append(
+            {
+                "experiment": name,
+                "epochs run": run.epochs_run,
+                "best validation ELBO": f"{run.best:.2f}",
+                "its curve's asymptote": fmt(run.asymptote),
+                "NLL now": f"{run.nll:.2f}",
+                "NLL projected": fmt(run.projected_nll),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def render(
+    experiments: dict[str, dict],
+    references: dict[str, PublishedFigure],
+    *,
+    folder: Path,
+    link: Path,
+    chart: str,
+    left_out: list[str] = (),
+) -> str:
+    """The literature's Markdown page (`link`, to `folder`, is the references' page's)."""
+    table = literature_table(experiments, references, folder)
+    lines = [
+        "# vaelab literature track",
+        "",
+        "Test negative log-likelihood in nats per image (lower is better): minus the "
+        "importance-weighted bound with k samples on the full test split, ± its standard "
+        "error across test images, at the literature's k and at the k of the published "
+        "figure beside it (a smaller k reads higher). Each model is the epoch with the best "
+        "validation ELBO of those run (the last 10,000 training images held out); `epochs "
+        "(kept)` says how many ran. `binarized by` says whose Bernoulli draw the images are: "
+        "the papers used Larochelle & Murray's.",
+        "",
+        table.to_markdown(index=False),
+        "",
+    ]
+    if left_out:
+        lines += [
+            f"Not on this page (the report was asked for the others): {', '.join(left_out)}.",
+            "",
+        ]
+    spread = seed_spread(experiments, folder)
+    if len(spread):
+        lines += [
+            "## Run-to-run spread",
+            "",
+            "One recipe under several seeds: each seed's best validation ELBO (single-sample "
+            "MC, nats) up to the epoch every seed ran. A gap to a published figure smaller "
+            "than a few sd is within what another seed could give.",
+            "",
+            spread.to_markdown(index=False),
+            "",
+        ]
+    unfinished = cut_short(experiments, folder)
+    if len(unfinished):
+        lines += [
+            "## Runs cut short",
+            "",
+            "Runs whose epochs ran out while their validation ELBO still improved (early "
+            "stopping had not ended them): the asymptote of a power law a - b t^-c fitted to "
+            "the best validation ELBO so far after the KL warm-up, and the NLL moved by the "
+            "same gain. A projection, not a measurement: resume the run with more epochs to "
+            "measure it.",
+            "",
+            unfinished.to_markdown(index=False),
+            "",
+        ]
+    lines += [f"![every experiment's validation ELBO per epoch]({chart})", ""]
+    return "\n".join(lines)
