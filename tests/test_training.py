@@ -393,3 +393,35 @@ def test_adopt_says_in_one_line_what_it_cannot_adopt(tmp_path):
     assert result.output.strip() == (
         f"error: {plain} exists already; move it away first, or name another with --to"
     )
+
+
+def test_the_objective_is_compiled_once_and_the_warm_up_weight_is_its_argument(
+    prepared_data, monkeypatch
+):
+    """A KL warm-up changes the weight every epoch: it reaches the one compiled objective
+    as a keyword, instead of a new objective compiled each epoch."""
+    compiled, weights = [], []
+
+    def counting_compile(objective, mode=None):
+        compiled.append(objective)
+
+        def run(model, x, noise, **knobs):
+            if model.training:
+                weights.append(knobs.get("kl_weight", objective.keywords["kl_weight"]))
+            return objective(model, x, noise, **knobs)
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", counting_compile)
+    spec = experiment(
+        model="vae_mlp",
+        objective="analytic_elbo",
+        warmup_epochs=2,
+        epochs=3,
+        batch_size=256,
+        hidden_dim=16,
+        compile="default",
+    )
+    fit(spec, prepared_data / "binary28")
+    assert len(compiled) == 1
+    assert sorted(set(weights)) == [0.0, 0.5, 1.0]  # epochs 1, 2, 3 of a 2-epoch warm-up

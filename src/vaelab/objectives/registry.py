@@ -59,15 +59,17 @@ OBJECTIVES: dict[str, Objective] = {
 }
 
 
+def bound_knobs(name: str, knobs: Knobs | None = None, epoch: int | None = None) -> dict:
+    """The keyword arguments of objective `name` with `knobs`: ScheduledKnobs (the KL
+    warm-up's) give their values for training epoch `epoch`; with no epoch, their final
+    values."""
+    knobs = knobs if knobs is not None else OBJECTIVES[name].Knobs()
+    return knobs.bind(epoch) if isinstance(knobs, ScheduledKnobs) else knobs.model_dump()
+
+
 def objective_for(
     name: str, knobs: Knobs | None = None, epoch: int | None = None
 ) -> Callable[..., Terms]:
-    """The objective `name` with its knobs bound: a function (model, x, generator) -> Terms.
-
-    ScheduledKnobs (the KL warm-up's) give their values for training epoch `epoch`; with no
-    epoch, their final values.
-    """
-    entry = OBJECTIVES[name]
-    knobs = knobs if knobs is not None else entry.Knobs()
-    bound = knobs.bind(epoch) if isinstance(knobs, ScheduledKnobs) else knobs.model_dump()
-    return functools.partial(entry.function, **bound)
+    """The objective `name` with its knobs bound (`bound_knobs`): a function
+    (model, x, generator) -> Terms. A keyword given at the call overrides its bound value."""
+    return functools.partial(OBJECTIVES[name].function, **bound_knobs(name, knobs, epoch))

@@ -28,7 +28,7 @@ from vaelab.core.progress import bar
 from vaelab.models.base import LatentModel
 from vaelab.models.registry import build_model
 from vaelab.objectives.losses import Terms, mc_elbo, mean_terms
-from vaelab.objectives.registry import ScheduledKnobs, objective_for
+from vaelab.objectives.registry import ScheduledKnobs, bound_knobs, objective_for
 from vaelab.runtime import cores
 from vaelab.runtime.device import uses_bf16
 from vaelab.training.distributed import SINGLE, Partition, Ranks, Share, WholeBatch
@@ -134,14 +134,16 @@ class Totals:
 class ObjectiveStep(nn.Module):
     """The objective as a module's forward, so that DistributedDataParallel can wrap it (it
     syncs gradients of calls through forward only). Its one child is the model, whose own
-    state dict, with its plain keys, is what checkpoints and model.pt keep."""
+    state dict, with its plain keys, is what checkpoints and model.pt keep. The objective
+    is built (and compiled) once per run; `knobs`, keywords it is called with, carry what
+    changes between epochs, as the KL warm-up's weight does."""
 
-    def __init__(self, model: LatentModel, objective: Callable[..., Terms]):
+    def __init__(self, model: LatentModel, objective: Callable[..., Terms], knobs=None):
         super().__init__()
-        self.model, self.objective = model, objective
+        self.model, self.objective, self.knobs = model, objective, knobs or {}
 
     def forward(self, x: torch.Tensor, noise, labels: torch.Tensor | None = None) -> Terms:
-        return self.objective(self.model.given(labels), x, noise)
+        return self.objective(self.model.given(labels), x, noise, **self.knobs)
 
 
 def train_step(
@@ -281,9 +283,8 @@ def train(
     scheduled = isinstance(spec.objective_knobs, ScheduledKnobs)  # e.g. the KL warm-up
     evaluate = eval_epoch if partition.main else _no_evaluation
     while state.epoch < spec.epochs and not _out_of_patience(state, spec):
-        if scheduled:
-            epoch_objective = objective_for(spec.objective, spec.objective_knobs, state.epoch + 1)
-            step.objective = _compiled(epoch_objective, spec)
+        if scheduled:  # this epoch's values, over the final ones `scored` binds
+            step.knobs = bound_knobs(spec.objective, spec.objective_knobs, state.epoch + 1)
         started = time.perf_counter()
         train_means = train_epoch(
             state,
