@@ -102,92 +102,147 @@ def fit(
     where = f"experiments.{name}"
     meta = read_meta(data)
     data_fingerprint = prepared_fingerprint(data) if out is not None and ranks.main else None
-    train_split, eval_split = _splits(spec, data, meta, limit)
-    train_x, eval_x = train_split.images.to(device), eval_split.images.to(device)
-    # for a class-conditional model, which each image's encoding and decoding are given
-    train_y, eval_y = train_split.labels.to(device), eval_split.labels.to(device)
-    check_batch_fits(spec, name, len(train_x))
-    if ranks.distributed and (spec.validation or train_split.dynamic):
-        raise ParamsError(
-            f"{where}: more than one process does not yet support a validation split or "
-            "dynamic binarization; train it in one process"
-        )
+    images = _on_device(spec, name, data, meta, limit, device, ranks)
     # a rank that dies makes the others' next collective fail: one line, not a traceback
     with distributed.peers_watched(ranks, where), distributed.process_group(ranks, device):
         if not ranks.main:  # rank 0 alone reads the checkpoint and writes files
             out = live = checkpoint = None
-        if out is not None:
-            out = ensure_writable_dir(out)
-        if live is not None:
-            live = ensure_writable_dir(live)
-        if out is not None:
-            remove_stale_temporaries(out)
+        out, live = _writable(out, live)
         precision = training_precision(spec.amp, device)
-        processes = f", {ranks.world} processes" if ranks.distributed else ""
         if ranks.main:
-            say(
-                f"train {name}: {spec.model} on {spec.data} ({meta['dataset']}), "
-                f"latent {spec.model_knobs.latent_dim}, {spec.epochs} epochs of batch "
-                f"{spec.batch_size}, {spec.optimizer} lr {spec.lr}, {precision}, "
-                f"on {describe(device)}{processes}"
-            )
+            say(_announcement(spec, name, meta["dataset"], precision, device, ranks))
         saver = (
             None if checkpoint is None else Checkpoint(checkpoint, fingerprint(spec, meta, limit))
         )
-        # the other ranks may sit on nodes that cannot see the file: rank 0 sends it
-        resumed = distributed.broadcast(saver.load() if saver else None, ranks)
-        if resumed is not None and resumed["epoch"] > spec.epochs:
-            raise ParamsError(
-                f"{where}.epochs = {spec.epochs} is below the {resumed['epoch']} epochs its "
-                f"checkpoint {checkpoint} has run: set epochs to at least {resumed['epoch']} "
-                "to resume it, or delete the checkpoint to start over"
-            )
+        resumed = _resumed(saver, spec, where, ranks)
         # how many ranks trained it, also when torchrun was started by hand
         flat = {**spec.flat(), "processes": ranks.world}
         with _saying_what_is_kept(saver):
             with _dvclive(live, name, device, flat) as logger:
-                log = None
-                if ranks.main:
-                    log = EpochLog(
-                        name,
-                        spec.epochs,
-                        eval_x,
-                        grid_labels=eval_y,
-                        checkpoint=saver,
-                        live=logger,
-                        resumed=resumed,
-                    )
-                state = train(
-                    spec,
-                    name,
-                    train_x,
-                    eval_x,
-                    on_epoch_end=log,
-                    resume=resumed,
-                    dynamic=train_split.dynamic,
-                    ranks=ranks,
-                    train_labels=train_y,
-                    eval_labels=eval_y,
-                )
+                state, log = _train(spec, name, images, saver, logger, resumed, ranks)
             # after dvclive's last write: a run that fails to log leaves no new model.pt
             if out is not None:
-                experiment = experiment_record(
-                    name,
-                    flat,
-                    dataset=meta["dataset"],
-                    data_fingerprint=data_fingerprint,
-                    binarize=meta["binarize"],
-                    precision=precision,
-                    classes=meta["classes"],
-                    epochs_run=state.epoch,
-                    kept_epoch=state.best_epoch if spec.validation else state.epoch,
-                )
-                save_model(out / "model.pt", state.model, experiment, state.history, state.seconds)
+                record = {"data_fingerprint": data_fingerprint, "precision": precision}
+                _save(out / "model.pt", state, spec, name, flat, meta, **record)
         if out is not None:
             if saver is not None:
                 saver.remove()
             say(f"train {name}: done in {state.seconds:.1f} s of training -> {out / 'model.pt'}")
     return Fitted(state, log.grids if log else [], resumed["epoch"] if resumed else 0)
+
+
+def _train(spec, name: str, images: OnDevice, saver, logger, resumed, ranks):
+    """The training, with rank 0's log of every epoch (dvclive, the reconstruction grid,
+    the checkpoint): the state it ends in, and the log (None on the other ranks)."""
+    log = None
+    if ranks.main:
+        log = EpochLog(
+            name,
+            spec.epochs,
+            images.eval_x,
+            grid_labels=images.eval_y,
+            checkpoint=saver,
+            live=logger,
+            resumed=resumed,
+        )
+    state = train(
+        spec,
+        name,
+        images.train_x,
+        images.eval_x,
+        on_epoch_end=log,
+        resume=resumed,
+        dynamic=images.dynamic,
+        ranks=ranks,
+        train_labels=images.train_y,
+        eval_labels=images.eval_y,
+    )
+    return state, log
+
+
+@dataclass
+class OnDevice:
+    """A run's images and labels on its device: what it trains on and what each epoch is
+    scored on (a class-conditional model is given each image's label)."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    eval_x: torch.Tensor
+    eval_y: torch.Tensor
+    dynamic: bool  # grey levels, each batch a fresh Bernoulli draw
+
+
+def _on_device(spec, name: str, data: Path, meta: dict, limit, device, ranks) -> OnDevice:
+    """The splits of `data` on `device`, refused in one line where the run cannot train
+    on them (a batch larger than the training set; ranks with what they cannot split)."""
+    train_split, eval_split = _splits(spec, data, meta, limit)
+    check_batch_fits(spec, name, len(train_split.images))
+    if ranks.distributed and (spec.validation or train_split.dynamic):
+        raise ParamsError(
+            f"experiments.{name}: more than one process does not yet support a validation "
+            "split or dynamic binarization; train it in one process"
+        )
+    return OnDevice(
+        train_split.images.to(device),
+        train_split.labels.to(device),
+        eval_split.images.to(device),
+        eval_split.labels.to(device),
+        train_split.dynamic,
+    )
+
+
+def _writable(out: Path | None, live: Path | None) -> tuple[Path | None, Path | None]:
+    """The output folders, made and checked writable, out/ cleared of a killed run's
+    temporary files."""
+    if out is not None:
+        out = ensure_writable_dir(out)
+    if live is not None:
+        live = ensure_writable_dir(live)
+    if out is not None:
+        remove_stale_temporaries(out)
+    return out, live
+
+
+def _announcement(spec, name: str, dataset: str, precision: str, device, ranks) -> str:
+    processes = f", {ranks.world} processes" if ranks.distributed else ""
+    return (
+        f"train {name}: {spec.model} on {spec.data} ({dataset}), "
+        f"latent {spec.model_knobs.latent_dim}, {spec.epochs} epochs of batch "
+        f"{spec.batch_size}, {spec.optimizer} lr {spec.lr}, {precision}, "
+        f"on {describe(device)}{processes}"
+    )
+
+
+def _resumed(
+    saver: Checkpoint | None, spec: ExperimentSpec, where: str, ranks: distributed.Ranks
+) -> dict | None:
+    """The checkpoint's state to resume from, on every rank (the other ranks may sit on
+    nodes that cannot see the file: rank 0 sends it), or None to start afresh."""
+    resumed = distributed.broadcast(saver.load() if saver else None, ranks)
+    if resumed is not None and resumed["epoch"] > spec.epochs:
+        raise ParamsError(
+            f"{where}.epochs = {spec.epochs} is below the {resumed['epoch']} epochs its "
+            f"checkpoint {saver.path} has run: set epochs to at least {resumed['epoch']} "
+            "to resume it, or delete the checkpoint to start over"
+        )
+    return resumed
+
+
+def _save(path: Path, state, spec: ExperimentSpec, name: str, flat: dict, meta: dict, **run):
+    """model.pt: the weights kept, the history, and the record that ties them to the
+    experiment's keys and data (`run`: its data_fingerprint and precision)."""
+    experiment = experiment_record(
+        name,
+        flat,
+        dataset=meta["dataset"],
+        data_fingerprint=run["data_fingerprint"],
+        binarize=meta["binarize"],
+        precision=run["precision"],
+        classes=meta["classes"],
+        epochs_run=state.epoch,
+        kept_epoch=state.best_epoch if spec.validation else state.epoch,
+    )
+    save_model(path, state.model, experiment, state.history, state.seconds)
 
 
 def _splits(spec: ExperimentSpec, data: Path, meta: dict, limit: int | None) -> tuple[Split, Split]:

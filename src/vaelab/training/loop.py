@@ -90,11 +90,14 @@ class TrainState:
 EpochEndHook = Callable[[TrainState, dict], None]
 
 
-def initial_state(spec: ExperimentSpec, image_size: int, device: torch.device) -> TrainState:
+def initial_state(
+    spec: ExperimentSpec, image_size: int, device: torch.device, resume: dict | None = None
+) -> TrainState:
+    """A run's state at its start: seeded, or as the checkpoint state `resume` left it."""
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, image_size, spec.model_knobs).to(device)
     optimizer = make_optimizer(spec, model)
-    return TrainState(
+    state = TrainState(
         model=model,
         optimizer=optimizer,
         schedule=make_schedule(spec, optimizer),
@@ -102,6 +105,9 @@ def initial_state(spec: ExperimentSpec, image_size: int, device: torch.device) -
         noise=torch.Generator(device=device).manual_seed(spec.seed + 1),
         binarizer=torch.Generator(device=device).manual_seed(spec.seed + 2),
     )
+    if resume is not None:
+        state.load_state_dict(resume)
+    return state
 
 
 @dataclass
@@ -262,19 +268,13 @@ def train(
     train_labels: torch.Tensor | None = None,
     eval_labels: torch.Tensor | None = None,
 ) -> TrainState:
-    """Train experiment `name` on images already on their device, from `resume` if given;
-    a class-conditional model is given each image's label from `train_labels` and
-    `eval_labels`.
-
-    Each epoch is scored on `eval_images`: the validation split when the experiment holds
-    one out (its records say `val/`, and the best epoch's weights are the model returned),
-    else the test split, as the reference tutorials do. Under torchrun every rank calls
-    this; rank 0 alone evaluates and runs `on_epoch_end`.
+    """Train experiment `name` on images (and a class-conditional model's labels) already
+    on their device, from `resume` if given. Each epoch is scored on `eval_images`: the
+    validation split when the experiment holds one out (records say `val/`, and the best
+    epoch's weights are the model returned), else the test split, as the tutorials do.
+    Under torchrun every rank calls this; rank 0 alone evaluates and runs `on_epoch_end`.
     """
-    check_batch_fits(spec, name, len(train_images))
-    state = initial_state(spec, train_images.shape[-1], train_images.device)
-    if resume is not None:
-        state.load_state_dict(resume)
+    state = initial_state(spec, train_images.shape[-1], train_images.device, resume)
     partition = ranks.partition(state.noise)
     split = "val" if spec.validation else "test"
     scored = objective_for(spec.objective, spec.objective_knobs)  # final knob values
@@ -304,14 +304,9 @@ def train(
         eval_means = evaluate(state.model, eval_images, scored, spec.objective, eval_labels)
         state.epoch += 1
         state.seconds += seconds
-        record = {
-            "epoch": state.epoch,
-            **{f"train/{key}": value for key, value in train_means.items()},
-            **{f"{split}/{key}": value for key, value in eval_means.items()},
-            "epoch_seconds": seconds,
-            # only a scheduled rate is worth a curve; a constant one would be a flat line
-            **({"lr": lr} if spec.lr_milestones else {}),
-        }
+        record = _epoch_record(state.epoch, train_means, split, eval_means, seconds)
+        if spec.lr_milestones:  # a scheduled rate is worth a curve; a constant one is flat
+            record["lr"] = lr
         state.history.append(record)
         if spec.validation:  # single process only: experiments refuse it with processes > 1
             state.keep_if_best(eval_means.get("elbo_mc", -eval_means["loss"]))
@@ -320,6 +315,18 @@ def train(
     if spec.validation:
         state.model.load_state_dict(state.best_weights)
     return state
+
+
+def _epoch_record(
+    epoch: int, train_means: dict, split: str, eval_means: dict, seconds: float
+) -> dict:
+    """An epoch's row of the history (and of dvclive's logs)."""
+    return {
+        "epoch": epoch,
+        **{f"train/{key}": value for key, value in train_means.items()},
+        **{f"{split}/{key}": value for key, value in eval_means.items()},
+        "epoch_seconds": seconds,
+    }
 
 
 def _no_evaluation(*args) -> dict[str, float]:
