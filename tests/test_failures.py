@@ -93,6 +93,18 @@ def test_failed_write_leaves_the_old_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
 
 
+def _started(command, project) -> subprocess.Popen:
+    """`command` running in `project`, its output piped for the test to read."""
+    return subprocess.Popen(
+        command,
+        cwd=project,
+        env=run_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _wait_for_checkpoint(path, process, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -108,15 +120,7 @@ def test_interrupted_training_resumes_cleanly(tmp_path, prepared_data, how):
     # 50 ms after the first checkpoint, of 20 epochs; a loaded machine only slows them)
     epochs, args = 20, [*TRAIN_T, "--limit", "128"]
     project = stage_project(tmp_path, prepared_data, epochs=epochs, batch_size=16)
-    command = [sys.executable, str(ROOT / "stages/train.py"), "t", *args]
-    process = subprocess.Popen(
-        command,
-        cwd=project,
-        env=run_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = _started([sys.executable, str(ROOT / "stages/train.py"), "t", *args], project)
     checkpoint = project / "models/t/checkpoint.pt"
     _wait_for_checkpoint(checkpoint, process)
     process.send_signal(how)
@@ -155,14 +159,7 @@ def test_a_signal_to_dvc_alone_stops_its_stage(tmp_path, prepared_data, how):
     (project / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
     dvc = [sys.executable, "-m", "dvc"]
     subprocess.run([*dvc, "init", "--no-scm", "-q"], cwd=project, check=True)
-    runner = subprocess.Popen(
-        [*dvc, "repro"],
-        cwd=project,
-        env=run_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    runner = _started([*dvc, "repro"], project)
     checkpoint = project / "models/t/checkpoint.pt"
     _wait_for_checkpoint(checkpoint, runner)
     (stage,) = [

@@ -39,9 +39,10 @@ def test_a_full_disk_keeps_the_previous_file_and_leaves_no_partial_one(tmp_path)
 
 def test_torch_saving_onto_a_full_disk_is_a_write_error(tmp_path, monkeypatch):
     """torch.save wraps the OSError of the file it writes in a RuntimeError of its own."""
+    import vaelab.core.tensor_files as tensor_files
     import vaelab.evaluation.classifier as classifier
 
-    monkeypatch.setattr(classifier, "open", FillsUp(room=0), raising=False)
+    monkeypatch.setattr(tensor_files, "open", FillsUp(room=0), raising=False)
     target = tmp_path / "classifier.pt"
     with pytest.raises(WriteError, match=f"^cannot write {target}: {FULL}; no classifier.pt"):
         classifier.save_classifier(target, classifier.DigitCNN(28, 10), {})
@@ -121,13 +122,13 @@ def test_a_folder_is_flushed_file_by_file_before_its_rename(tmp_path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-# the train stage with the checkpoint's `open` on a disk that has room for one checkpoint
+# the train stage with the .pt writer's `open` on a disk that has room for one checkpoint
 ON_A_FULL_DISK = """
 import runpy, sys
 sys.path.insert(0, {tests!r})
 import full_disk
-import vaelab.training.checkpoint
-vaelab.training.checkpoint.open = full_disk.FillsUp(room=1)
+import vaelab.core.tensor_files
+vaelab.core.tensor_files.open = full_disk.FillsUp(room=1)
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """

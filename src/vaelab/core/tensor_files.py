@@ -18,11 +18,11 @@ from __future__ import annotations
 import hashlib
 import pickle
 from pathlib import Path
-from typing import BinaryIO
 
 import torch
 
 from vaelab.core.errors import DataError
+from vaelab.core.files import atomic_path
 
 CHECKSUM_KEY = "contents_sha256"
 
@@ -57,12 +57,12 @@ def _feed(digest, value) -> None:
         digest.update(f"{type(value).__name__} {value!r};".encode())
 
 
-def save_tensors(state: dict, file: BinaryIO) -> None:
-    """torch.save of `state` into the open `file`, with the checksum of its contents.
-
-    A file object, not a path: torch's own file writer reports a full disk as a
-    RuntimeError without errno, a Python file raises the OSError that names it."""
-    torch.save({**state, CHECKSUM_KEY: contents_digest(state)}, file)
+def save_tensors(path: Path, state: dict) -> None:
+    """`state` with the checksum of its contents, written atomically to `path`."""
+    # a file object, not a path: torch's own file writer reports a full disk as a
+    # RuntimeError without errno, a Python file raises the OSError that names it
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        torch.save({**state, CHECKSUM_KEY: contents_digest(state)}, file)
 
 
 def load_tensors(path: Path | str, what: str, rebuild: str) -> dict:

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from vaelab.config.params import ClassifierSpec, load_params
 from vaelab.core.errors import DataError
-from vaelab.core.files import atomic_path, write_text
+from vaelab.core.files import write_text
 from vaelab.core.progress import say
 from vaelab.core.tensor_files import load_tensors, save_tensors
 from vaelab.data.splits import load_split, read_meta
@@ -173,8 +173,7 @@ def save_classifier(path, model: DigitCNN, info: dict) -> None:
         "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
         "info": info,
     }
-    with atomic_path(path) as tmp, open(tmp, "wb") as file:
-        save_tensors(state, file)
+    save_tensors(path, state)
 
 
 def load_classifier(path, device: torch.device | str = "cpu") -> tuple[DigitCNN, dict]:

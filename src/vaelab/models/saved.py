@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 
 from vaelab.core.errors import DataError
-from vaelab.core.files import atomic_path
 from vaelab.core.tensor_files import load_tensors, save_tensors
 from vaelab.models.base import LatentModel
 from vaelab.models.registry import build_model
@@ -71,8 +70,7 @@ def save_model(
         "history": history,
         "train_seconds": train_seconds,
     }
-    with atomic_path(path) as tmp, open(tmp, "wb") as file:
-        save_tensors(state, file)
+    save_tensors(path, state)
 
 
 def load_model(path: Path, device: torch.device | str = "cpu") -> SavedModel:

@@ -148,31 +148,28 @@ def render(
             f"Not on this page (the report was asked for the others): {', '.join(left_out)}.",
             "",
         ]
-    spread = seed_spread(experiments, folder)
-    if len(spread):
-        lines += [
-            "## Run-to-run spread",
-            "",
-            "One recipe under several seeds: each seed's best validation ELBO (single-sample "
-            "MC, nats) up to the epoch every seed ran. A gap to a published figure smaller "
-            "than a few sd is within what another seed could give.",
-            "",
-            spread.to_markdown(index=False),
-            "",
-        ]
-    unfinished = cut_short(experiments, folder)
-    if len(unfinished):
-        lines += [
-            "## Runs cut short",
-            "",
-            "Runs whose epochs ran out while their validation ELBO still improved (early "
-            "stopping had not ended them): the asymptote of a power law a - b t^-c fitted to "
-            "the best validation ELBO so far after the KL warm-up, and the NLL moved by the "
-            "same gain. A projection, not a measurement: resume the run with more epochs to "
-            "measure it.",
-            "",
-            unfinished.to_markdown(index=False),
-            "",
-        ]
+    lines += _section(
+        "Run-to-run spread",
+        "One recipe under several seeds: each seed's best validation ELBO (single-sample "
+        "MC, nats) up to the epoch every seed ran. A gap to a published figure smaller "
+        "than a few sd is within what another seed could give.",
+        seed_spread(experiments, folder),
+    )
+    lines += _section(
+        "Runs cut short",
+        "Runs whose epochs ran out while their validation ELBO still improved (early "
+        "stopping had not ended them): the asymptote of a power law a - b t^-c fitted to "
+        "the best validation ELBO so far after the KL warm-up, and the NLL moved by the "
+        "same gain. A projection, not a measurement: resume the run with more epochs to "
+        "measure it.",
+        cut_short(experiments, folder),
+    )
     lines += [f"![every experiment's validation ELBO per epoch]({chart})", ""]
     return "\n".join(lines)
+
+
+def _section(title: str, intro: str, table: pd.DataFrame) -> list[str]:
+    """A titled table with its explanation, or nothing where the table has no row."""
+    if not len(table):
+        return []
+    return [f"## {title}", "", intro, "", table.to_markdown(index=False), ""]

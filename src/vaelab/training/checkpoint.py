@@ -23,7 +23,6 @@ from pathlib import Path
 
 from vaelab.config.experiments import ExperimentSpec
 from vaelab.core.errors import DataError
-from vaelab.core.files import atomic_path
 from vaelab.core.progress import say
 from vaelab.core.tensor_files import load_tensors, save_tensors
 
@@ -77,7 +76,7 @@ class Checkpoint:
 
     def save(self, state: dict) -> None:
         self.sources = loaded_sources(self.sources)
-        write_checkpoint(self.path, {"fingerprint": self.key, "sources": self.sources, **state})
+        save_tensors(self.path, {"fingerprint": self.key, "sources": self.sources, **state})
         self.epoch = state["epoch"]
 
     def kept(self) -> str:
@@ -135,11 +134,6 @@ class CheckpointSetAside(DataError):
     """The checkpoint was moved aside, unused: the user says what becomes of it."""
 
 
-def write_checkpoint(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as file:
-        save_tensors(state, file)
-
-
 def _free_name(path: Path, why: str) -> Path:
     """checkpoint.WHY.pt beside `path`, numbered when that name is taken."""
     for number in range(1, 10_000):
@@ -175,6 +169,6 @@ def adopt(aside: Path, checkpoint: Path | None = None) -> Path:
         for relative in state["sources"]
         if (_SOURCE_DIR / relative).is_file()
     }
-    write_checkpoint(checkpoint, state)
+    save_tensors(checkpoint, state)
     aside.unlink()
     return checkpoint
