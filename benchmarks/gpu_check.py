@@ -14,8 +14,7 @@ import typer
 from vaelab.config.experiments import ExperimentSpec, experiments_of
 from vaelab.config.params import load_params
 from vaelab.data.splits import hold_out, load_split, read_meta
-from vaelab.training.distributed import Ranks, WholeBatch
-from vaelab.training.loop import train
+from vaelab.training.loop import Images, Run, train
 
 EVAL_IMAGES = 1000
 
@@ -30,16 +29,6 @@ class CpuDrawnNoise:
     def normal_like(self, mean: torch.Tensor) -> torch.Tensor:
         eps = torch.randn(mean.shape, generator=self.generator, dtype=mean.dtype)
         return eps.to(mean.device)
-
-
-@dataclass(frozen=True)
-class SameNoiseEverywhere(Ranks):
-    """One process whose noise is CpuDrawnNoise."""
-
-    seed: int = 0
-
-    def partition(self, noise: torch.Generator) -> WholeBatch:
-        return WholeBatch(CpuDrawnNoise(self.seed))
 
 
 @dataclass
@@ -61,13 +50,8 @@ def slice_of(spec: ExperimentSpec, folder: Path, steps: int) -> tuple[torch.Tens
 
 def run(spec: ExperimentSpec, name: str, way: Way, images, test) -> dict:
     spec = spec.model_copy(update={"epochs": 2, "compile": way.compile})
-    state = train(
-        spec,
-        name,
-        images.to(way.device),
-        test.to(way.device),
-        ranks=SameNoiseEverywhere(seed=spec.seed + 1),
-    )
+    run = Run(spec, name, noise=CpuDrawnNoise(seed=spec.seed + 1))
+    state = train(run, Images(images.to(way.device), test.to(way.device)))
     steps = -(-len(images) // spec.batch_size)
     return {
         "losses": [record["train/loss"] for record in state.history],

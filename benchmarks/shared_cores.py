@@ -18,7 +18,7 @@ WORKER = """
 import sys, time, torch
 from vaelab.config.experiments import parse_experiment
 from vaelab.runtime.device import describe, resolve_device
-from vaelab.training.loop import train
+from vaelab.training.loop import Images, Run, train
 
 images, threads = int(sys.argv[1]), int(sys.argv[2])
 device = resolve_device("cpu", threads)
@@ -29,7 +29,7 @@ x = (torch.rand(images, 1, 28, 28, generator=torch.Generator().manual_seed(0)) >
 print("ready", describe(device), flush=True)
 sys.stdin.readline()  # the signal to start
 started = time.perf_counter()
-train(spec, "cvae", x, x[:256])
+train(Run(spec, "cvae"), Images(x, x[:256]))
 print(f"{time.perf_counter() - started:.2f}", describe(device), flush=True)
 """
 

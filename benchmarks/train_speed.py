@@ -27,7 +27,7 @@ from vaelab.data.splits import load_split
 from vaelab.models.registry import build_model
 from vaelab.objectives.losses import mc_elbo, mean_terms
 from vaelab.runtime.device import describe, keep_freed_memory, resolve_device
-from vaelab.training.loop import train
+from vaelab.training.loop import Images, Run, train
 from vaelab.training.optimizers import make_optimizer
 
 PREPARED = Path("data/prepared/mnist_binary")
@@ -91,7 +91,7 @@ def run_way(way: str, steps: int) -> dict:
     if way.startswith("trainer"):
         one_epoch = {**spec.flat(), "epochs": 1, "amp": way == "trainer-amp"}
         train_x = load_split(PREPARED, "train", steps * spec.batch_size).images.to(device)
-        run = train(parse_experiment("cvae", one_epoch), "cvae", train_x, test_x)
+        run = train(Run(parse_experiment("cvae", one_epoch), "cvae"), Images(train_x, test_x))
         seconds, model = run.history[0]["epoch_seconds"], run.model
     else:
         train_x = load_split(PREPARED, "train").images[: steps * spec.batch_size]

@@ -1,8 +1,7 @@
 """train@EXP: train one experiment; log per-epoch metrics and reconstructions with dvclive.
 
 With `processes: N` in the experiment, or when started by `torchrun --nproc-per-node N`,
-the training is data-parallel over N ranks (vaelab.training.distributed) and rank 0 alone
-writes.
+the training is data-parallel over N ranks (vaelab.training.ddp) and rank 0 alone writes.
 """
 
 from pathlib import Path

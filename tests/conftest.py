@@ -219,9 +219,11 @@ def stages_run(output: str) -> set[str]:
 def fit(spec, data_dir: Path, checkpoint: Path | None = None, name: str = "t"):
     """Train as the train stage does (vaelab.training.experiment.fit), without dvclive
     or model.pt: the checkpoint, when given, is kept for the test to look at."""
+    from vaelab.training.experiment import Outputs
     from vaelab.training.experiment import fit as fit_experiment
+    from vaelab.training.loop import Run
 
-    return fit_experiment(spec, name=name, data=data_dir, checkpoint=checkpoint)
+    return fit_experiment(Run(spec, name), data_dir, outputs=Outputs(checkpoint=checkpoint))
 
 
 def benchmark_module(name: str):

@@ -17,9 +17,9 @@ from conftest import BIN, ROOT, experiment, fit, run_env
 from vaelab.core.errors import ParamsError
 from vaelab.runtime import device as device_module
 from vaelab.runtime import gpus as gpu_claim
+from vaelab.runtime import torchrun as distributed
 from vaelab.runtime.device import resolve_device
 from vaelab.runtime.gpus import claim_gpu
-from vaelab.training import distributed
 
 
 @pytest.fixture

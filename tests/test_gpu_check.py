@@ -21,7 +21,7 @@ def test_gpu_check_runs_its_cpu_way_without_cuda(prepared_data, monkeypatch, cap
 def test_the_ways_share_the_cpu_generators_noise_stream():
     """The noise the ways share is the CPU generator's stream, moved to the device."""
     gpu_check = benchmark_module("gpu_check")
-    noise = gpu_check.SameNoiseEverywhere(seed=7).partition(torch.Generator()).noise
+    noise = gpu_check.CpuDrawnNoise(seed=7)
     mean = torch.zeros(4, 3)
     cpu = torch.Generator().manual_seed(7)
     for _ in range(2):

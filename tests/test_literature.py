@@ -11,7 +11,7 @@ from vaelab.data.prepare import prepare
 from vaelab.data.raw.manifest import load_manifest
 from vaelab.data.splits import Split, hold_out, load_split
 from vaelab.training import loop as training
-from vaelab.training.loop import train
+from vaelab.training.loop import Images, Run, train
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def batches_seen(monkeypatch, spec, images, dynamic):
         return recorders[-1]
 
     monkeypatch.setattr(training, "objective_for", recording)
-    train(spec, "t", images, images[:64], dynamic=dynamic)
+    train(Run(spec, "t"), Images(images, images[:64], dynamic=dynamic))
     monkeypatch.setattr(training, "objective_for", real)
     return [b for r in recorders for b in r.batches]
 
@@ -94,10 +94,8 @@ def test_early_stopping_keeps_the_best_epoch(prepared_data, monkeypatch):
     images = load_split(prepared_data / "binary28", "train").images
     spec = experiment(epochs=6, validation=64, patience=2)
     state = train(
-        spec,
-        "t",
-        images[:256],
-        images[256:320],
+        Run(spec, "t"),
+        Images(images[:256], images[256:320]),
         on_epoch_end=lambda s, r: weights.setdefault(
             s.epoch, s.model.state_dict()["encoder.5.weight"].clone()
         ),

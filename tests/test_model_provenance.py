@@ -25,7 +25,8 @@ def project(prepared_data, tmp_path_factory):
     each trained for one short epoch into models/NAME/model.pt."""
     from vaelab.config.experiments import load_experiment
     from vaelab.tools.profiles import apply_profile
-    from vaelab.training.experiment import fit
+    from vaelab.training.experiment import Outputs, fit
+    from vaelab.training.loop import Run
 
     root = tmp_path_factory.mktemp("provenance")
     params = apply_profile(yaml.safe_load((ROOT / "params.yaml").read_text()), "tiny")
@@ -45,7 +46,7 @@ def project(prepared_data, tmp_path_factory):
     for name in ("t", "u"):
         _, spec = load_experiment(root / "params.yaml", name, track="references")
         data = root / "data/prepared" / spec.data
-        fit(spec, name=name, data=data, out=root / "models" / name, limit=64)
+        fit(Run(spec, name), data, outputs=Outputs(root / "models" / name), limit=64)
     return root
 
 

@@ -1,4 +1,3 @@
-import contextlib
 import json
 
 import pytest
@@ -15,7 +14,7 @@ from vaelab.objectives.registry import objective_for
 from vaelab.runtime.device import uses_bf16
 from vaelab.training import loop as training
 from vaelab.training.checkpoint import Checkpoint, CheckpointSetAside, adopt, fingerprint
-from vaelab.training.distributed import SINGLE
+from vaelab.training.ddp import Slices
 
 
 def _state(run):
@@ -117,7 +116,7 @@ def test_checkpoint_fingerprint_follows_params_and_data(prepared_data):
 def test_a_checkpoint_resumes_after_edits_to_code_it_never_imported_only(
     prepared_data, tmp_path, monkeypatch, capsys
 ):
-    from vaelab.training import checkpoint
+    from vaelab.runtime import sources as checkpoint
 
     # a copy of the library, whose bytes the checkpoint reads, with one file no run imports
     source = tmp_path / "vaelab"
@@ -305,8 +304,8 @@ def test_amp_auto_trains_in_bf16_where_the_cpu_has_it(prepared_data, monkeypatch
     assert auto.history[0]["train/loss"] != fp32.history[0]["train/loss"]
 
 
-class _NoHostReads(torch.overrides.TorchFunctionMode):
-    """Fails on the Tensor methods that bring a value to the host: on a GPU each waits for
+class _HostReads(torch.overrides.TorchFunctionMode):
+    """Counts the Tensor methods that bring a value to the host: on a GPU each waits for
     every kernel queued before it, so a step that calls none of them never stalls the queue
     (the CPU stand-in for torch.cuda.set_sync_debug_mode, which needs a GPU)."""
 
@@ -320,17 +319,21 @@ class _NoHostReads(torch.overrides.TorchFunctionMode):
         torch.Tensor.__index__,
     }
 
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in self.READS:
-            raise AssertionError(f"the step read a value to the host: Tensor.{func.__name__}")
+        self.count += func in self.READS
         return func(*args, **(kwargs or {}))
 
 
-def test_the_host_read_guard_catches_a_read():
-    with pytest.raises(AssertionError, match="Tensor.item"), _NoHostReads():
+def test_the_host_read_counter_counts_a_read():
+    with _HostReads() as reads:
         torch.ones(1).sum().item()
-    with pytest.raises(AssertionError, match="__bool__"), _NoHostReads():
         bool(torch.ones(1) > 0)
+        torch.ones(2) * 2
+    assert reads.count == 2
 
 
 @pytest.mark.parametrize(
@@ -344,18 +347,22 @@ def test_the_host_read_guard_catches_a_read():
     ],
 )
 def test_a_training_step_never_reads_a_value_to_the_host(model, objective, size, extra):
+    """An epoch of 2 steps and one of 6 read the host equally often (the finite check and
+    the means at the end of an epoch): the steps themselves read nothing."""
     spec = experiment(model=model, objective=objective, batch_size=8, **extra)
     state = training.initial_state(spec, size, torch.device("cpu"))
     step = training.ObjectiveStep(state.model, objective_for(objective, spec.objective_knobs))
-    share = SINGLE.partition(state.noise).share(8)
-    x = (torch.rand(8, 1, size, size) > 0.5).float()
-    totals = training.Totals.zeros(x.device)
-    training.train_step(state, step, x, autocast=contextlib.nullcontext(), share=share)
-    before = _state(state)
-    with _NoHostReads():
-        terms = training.train_step(state, step, x, autocast=contextlib.nullcontext(), share=share)
-        totals.add(terms, len(x))
-    assert not _same_weights(before, _state(state))
+    slices = Slices(state.noise)
+    x = (torch.rand(48, 1, size, size) > 0.5).float()
+    run = training.Run(spec, "t")
+    reads = []
+    for steps in (2, 2, 6):  # the first epoch warms up what reads once
+        before = _state(state)
+        with _HostReads() as counter:
+            training.train_epoch(state, step, slices, run, training.Images(x[: 8 * steps], x))
+        reads.append(counter.count)
+        assert not _same_weights(before, _state(state))
+    assert reads[1] == reads[2] > 0
 
 
 def test_adam_normgrad_steps_as_adam_on_unit_norm_gradients():

@@ -181,15 +181,16 @@ def test_a_full_disk_under_dvclive_removes_its_files_and_the_next_run_resumes(
 ):
     import importlib
 
-    from vaelab.training.experiment import fit
+    from vaelab.training.experiment import Outputs, fit
+    from vaelab.training.loop import Run
 
     spec = experiment(epochs=2, batch_size=16)
     out, live = tmp_path / "models/t", tmp_path / "live"
-    paths = dict(data=prepared_data / "binary28", out=out, checkpoint=out / "checkpoint.pt")
+    data, outputs = prepared_data / "binary28", Outputs(out, out / "checkpoint.pt", live)
     filling = FillsUp(room)
     monkeypatch.setattr(importlib.import_module(module), "open", filling, raising=False)
     with pytest.raises(WriteError) as caught:
-        fit(spec, name="t", live=live, limit=64, **paths)
+        fit(Run(spec, "t"), data, outputs=outputs, limit=64)
     assert filling.opened == room + 1, written
     message = str(caught.value)
     assert message.startswith(f"cannot write {live}: {FULL}; dvclive's files in {live} removed")
@@ -201,7 +202,7 @@ def test_a_full_disk_under_dvclive_removes_its_files_and_the_next_run_resumes(
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt"]
 
     monkeypatch.undo()
-    resumed = fit(spec, name="t", live=live, limit=64, **paths)
+    resumed = fit(Run(spec, "t"), data, outputs=outputs, limit=64)
     assert resumed.resumed_from == kept_epoch
     assert sorted(p.name for p in out.iterdir()) == ["model.pt"]
     tables = sorted(live.rglob("*.tsv"))

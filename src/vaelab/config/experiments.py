@@ -58,8 +58,8 @@ class TrainingSpec(Knobs):
     patience: Epochs | None = None  # stop after this many epochs without one
     # torch.compile of the training objective; reduce-overhead adds CUDA graphs on a GPU
     compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"
-    # ranks of one data-parallel training under torchrun (vaelab.training.distributed); 1 trains in
-    # the stage's own process. The results match 1 process's up to float summation order.
+    # ranks of one data-parallel training under torchrun (vaelab.training.ddp); 1 trains in the
+    # stage's own process. The results match 1 process's up to float summation order.
     processes: Processes = 1
 
     @model_validator(mode="after")

@@ -50,7 +50,7 @@ class PseudoInputs(nn.Module):
 
 class NoiseSource(Protocol):
     """Where the reparameterisation noise comes from when it is not a plain generator: a
-    torchrun rank draws its slice of the whole batch's noise (vaelab.training.distributed),
+    torchrun rank draws its slice of the whole batch's noise (vaelab.training.ddp),
     so that N ranks see the noise one process would."""
 
     def normal_like(self, mean: torch.Tensor) -> torch.Tensor: ...

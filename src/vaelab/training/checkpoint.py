@@ -18,16 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sys
 from pathlib import Path
 
 from vaelab.config.experiments import ExperimentSpec
 from vaelab.core.errors import DataError
 from vaelab.core.progress import say
 from vaelab.core.tensor_files import load_tensors, save_tensors
-
-_LIBRARY = Path(__file__).resolve().parents[1]  # where the imported modules' files lie
-_SOURCE_DIR = _LIBRARY  # where their bytes are read: a test points it at a copy
+from vaelab.runtime.sources import changed_sources, digests, loaded_sources
 
 
 def fingerprint(spec: ExperimentSpec, meta: dict, limit: int | None) -> str:
@@ -36,33 +33,6 @@ def fingerprint(spec: ExperimentSpec, meta: dict, limit: int | None) -> str:
     epochs (or ended at the epoch it reached) is the run asked for that many."""
     keys = {key: value for key, value in spec.flat().items() if key != "epochs"}
     return hashlib.sha256(json.dumps([keys, meta, limit], sort_keys=True).encode()).hexdigest()
-
-
-def loaded_sources(known: dict[str, str] | None = None) -> dict[str, str]:
-    """The sha256 of each library file imported by now, by its path in the library; the
-    digests in `known` are kept as they are (read when those modules were imported)."""
-    sources = dict(known or {})
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if not (name == "vaelab" or name.startswith("vaelab.")) or file is None:
-            continue
-        relative = Path(file).resolve().relative_to(_LIBRARY).as_posix()
-        if relative not in sources:
-            sources[relative] = _digest(_SOURCE_DIR / relative)
-    return dict(sorted(sources.items()))
-
-
-def changed_sources(sources: dict[str, str]) -> list[str]:
-    """Which of the recorded library files differ now (or are gone)."""
-    return [
-        relative
-        for relative, digest in sources.items()
-        if not (_SOURCE_DIR / relative).is_file() or _digest(_SOURCE_DIR / relative) != digest
-    ]
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class Checkpoint:
@@ -164,11 +134,7 @@ def adopt(aside: Path, checkpoint: Path | None = None) -> Path:
     state = load_tensors(aside, "checkpoint", "it cannot be adopted")
     if "sources" not in state:
         raise DataError(f"checkpoint {aside} has no record of its code; it cannot be adopted")
-    state["sources"] = {
-        relative: _digest(_SOURCE_DIR / relative)
-        for relative in state["sources"]
-        if (_SOURCE_DIR / relative).is_file()
-    }
+    state["sources"] = digests(state["sources"])
     save_tensors(checkpoint, state)
     aside.unlink()
     return checkpoint

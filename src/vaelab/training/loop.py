@@ -5,17 +5,16 @@ generator, and a step never waits for the device: losses add up on the device an
 checked for NaN every few hundred steps. Everything that is not training (checkpoints,
 logs, pictures) happens in the `on_epoch_end` hook the caller passes in.
 
-One loop serves one process and torchrun's N ranks: the run's partition
-(vaelab.training.distributed), chosen once when it starts, says which rows of a batch this
-process takes, where its noise comes from and how sums are reduced, and the objective runs
-as the forward of a module that DistributedDataParallel wraps when there are ranks.
+One loop serves one process and torchrun's N ranks: the run's slices
+(vaelab.training.ddp) say which rows of a batch this process takes and where its noise
+comes from, and the objective runs as the forward of a module that DistributedDataParallel
+wraps when there are ranks.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import torch
@@ -23,18 +22,43 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from vaelab.config.experiments import ExperimentSpec
-from vaelab.core.errors import ParamsError, TrainingDiverged
+from vaelab.core.errors import TrainingDiverged
 from vaelab.core.progress import bar
-from vaelab.models.base import LatentModel
+from vaelab.models.base import LatentModel, NoiseSource
 from vaelab.models.registry import build_model
 from vaelab.objectives.losses import Terms, mc_elbo, mean_terms
 from vaelab.objectives.registry import ScheduledKnobs, bound_knobs, objective_for
 from vaelab.runtime import cores
 from vaelab.runtime.device import uses_bf16
-from vaelab.training.distributed import SINGLE, Partition, Ranks, Share, WholeBatch
+from vaelab.runtime.torchrun import SINGLE, Ranks
+from vaelab.training.ddp import Slices
 from vaelab.training.optimizers import make_optimizer, make_schedule
 
 FINITE_CHECK_EVERY = 200
+
+
+@dataclass(frozen=True)
+class Run:
+    """What a training is, apart from its images: the experiment, its name in messages,
+    and where this process sits among torchrun's ranks."""
+
+    spec: ExperimentSpec
+    name: str
+    ranks: Ranks = SINGLE
+    # draws the noise in place of the seeded generator (the GPU check draws it on the CPU)
+    noise: NoiseSource | None = None
+
+
+@dataclass
+class Images:
+    """A run's images on its device: what it trains on and what each epoch is scored on,
+    with their labels (a class-conditional model is given each image's)."""
+
+    train_x: torch.Tensor
+    eval_x: torch.Tensor
+    train_y: torch.Tensor | None = None
+    eval_y: torch.Tensor | None = None
+    dynamic: bool = False  # grey levels, each batch a fresh seeded Bernoulli draw
 
 
 @dataclass
@@ -129,9 +153,9 @@ class Totals:
         if terms.kl is not None:
             self.kl += terms.kl.detach().sum()
 
-    def reduce(self, partition: Partition) -> None:
+    def reduce(self, slices: Slices) -> None:
         for value in vars(self).values():
-            partition.reduce_(value)
+            slices.reduce_(value)
 
     def means(self, count: int) -> dict[str, float]:
         return {key: (value / count).item() for key, value in vars(self).items()}
@@ -152,79 +176,48 @@ class ObjectiveStep(nn.Module):
         return self.objective(self.model.given(labels), x, noise, **self.knobs)
 
 
-def train_step(
-    state: TrainState,
-    step: nn.Module,
-    x: torch.Tensor,
-    *,
-    autocast: AbstractContextManager,
-    share: WholeBatch | Share,
-    labels: torch.Tensor | None = None,
-) -> Terms:
-    """One optimizer step on `x` (of class `labels`), this process's `share` of the batch."""
-    with autocast:
-        terms = step(x, share.noise, labels)
-    state.optimizer.zero_grad(set_to_none=True)
-    share.backward(terms.loss)
-    state.optimizer.step()
-    return terms
-
-
-def train_epoch(
-    state: TrainState,
-    images: torch.Tensor,
-    step: nn.Module,
-    *,
-    spec: ExperimentSpec,
-    name: str,
-    partition: Partition,
-    dynamic: bool = False,
-    labels: torch.Tensor | None = None,
-) -> dict[str, float]:
-    """One pass over `images` (of class `labels`, for a class-conditional model) in a fresh
-    seeded order; returns per-image mean terms.
-
-    With `dynamic`, the images are grey levels and each batch is a fresh seeded Bernoulli
-    draw of them (the literature's dynamic binarization)."""
+def train_epoch(state: TrainState, step: nn.Module, slices: Slices, run: Run, images: Images):
+    """One pass over the training images in a fresh seeded order; returns per-image mean
+    terms. With `images.dynamic`, the images are grey levels and each batch is a fresh
+    seeded Bernoulli draw of them (the literature's dynamic binarization)."""
+    spec, labels = run.spec, images.train_y
     state.model.train()
-    device = images.device
-    steps = -(-len(images) // spec.batch_size)
+    device = images.train_x.device
+    steps = -(-len(images.train_x) // spec.batch_size)
     bf16 = uses_bf16(spec.amp, device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     step_losses = torch.zeros(steps, device=device)
     totals = Totals.zeros(device)
-    order = torch.randperm(len(images), generator=state.shuffle).to(device)
+    order = torch.randperm(len(images.train_x), generator=state.shuffle).to(device)
     epoch, checked = state.epoch + 1, 0
-    desc = f"{name} epoch {epoch}/{spec.epochs}"
+    desc = f"{run.name} epoch {epoch}/{spec.epochs}"
     # one bar for the run, not one per rank
-    progress_bar = (
-        bar(total=steps, desc=desc, unit="step") if partition.main else tqdm(disable=True)
-    )
+    progress_bar = bar(total=steps, desc=desc, unit="step") if slices.main else tqdm(disable=True)
     with progress_bar as progress:
         for index in range(steps):
             cores.rebalance()  # other vaelab processes on this CPU may have come or gone
             batch = order[index * spec.batch_size : (index + 1) * spec.batch_size]
-            share = partition.share(len(batch))
-            x = share.take(images, batch)
+            share = slices.of(len(batch))  # this process's rows of the batch
+            x = share.take(images.train_x, batch)
             y = None if labels is None else share.take(labels, batch)
-            if dynamic:  # refused with processes > 1 (see vaelab.training.experiment)
+            if images.dynamic:  # refused with processes > 1 (see vaelab.training.experiment)
                 x = torch.bernoulli(x, generator=state.binarizer)
-            terms = train_step(state, step, x, autocast=autocast, share=share, labels=y)
+            with autocast:
+                terms = step(x, share.noise, y)  # the objective's terms on the model
+            state.optimizer.zero_grad(set_to_none=True)
+            share.backward(terms.loss)
+            state.optimizer.step()
             step_losses[index] = share.portion(terms.loss).detach()  # summed in the check
             totals.add(terms, len(x))
             progress.update(1)
             if (index + 1) % FINITE_CHECK_EVERY == 0 or index + 1 == steps:
-                _check_finite(
-                    step_losses[checked : index + 1],
-                    start=checked,
-                    name=name,
-                    epoch=epoch,
-                    partition=partition,
-                )
+                # the ranks' parts sum to each step's batch loss: all judge the same numbers
+                window = slices.reduce_(step_losses[checked : index + 1])
+                _check_finite(window, start=checked, epoch=epoch, name=run.name)
                 checked = index + 1
                 progress.set_postfix(loss=f"{step_losses[index].item():.3f}")
-    totals.reduce(partition)
-    return totals.means(len(images))
+    totals.reduce(slices)
+    return totals.means(len(images.train_x))
 
 
 def eval_epoch(
@@ -247,61 +240,39 @@ def eval_epoch(
     return result
 
 
-def check_batch_fits(spec: ExperimentSpec, name: str, images: int) -> None:
-    if spec.batch_size > images:
-        raise ParamsError(
-            f"experiments.{name}.batch_size = {spec.batch_size} is invalid: "
-            f"larger than the training set ({images} images)"
-        )
-
-
 def train(
-    spec: ExperimentSpec,
-    name: str,
-    train_images: torch.Tensor,
-    eval_images: torch.Tensor,
+    run: Run,
+    images: Images,
     *,
     on_epoch_end: EpochEndHook | None = None,
     resume: dict | None = None,
-    dynamic: bool = False,
-    ranks: Ranks = SINGLE,
-    train_labels: torch.Tensor | None = None,
-    eval_labels: torch.Tensor | None = None,
 ) -> TrainState:
-    """Train experiment `name` on images (and a class-conditional model's labels) already
-    on their device, from `resume` if given. Each epoch is scored on `eval_images`: the
-    validation split when the experiment holds one out (records say `val/`, and the best
-    epoch's weights are the model returned), else the test split, as the tutorials do.
-    Under torchrun every rank calls this; rank 0 alone evaluates and runs `on_epoch_end`.
+    """Train `run` on `images` already on their device, from `resume` if given. Each epoch
+    is scored on `images.eval_x`: the validation split when the experiment holds one out
+    (records say `val/`, and the best epoch's weights are the model returned), else the
+    test split, as the tutorials do. Under torchrun every rank calls this; rank 0 alone
+    evaluates and runs `on_epoch_end`.
     """
-    state = initial_state(spec, train_images.shape[-1], train_images.device, resume)
-    partition = ranks.partition(state.noise)
+    spec = run.spec
+    state = initial_state(spec, images.train_x.shape[-1], images.train_x.device, resume)
+    slices = Slices(run.noise or state.noise, run.ranks)
     split = "val" if spec.validation else "test"
     scored = objective_for(spec.objective, spec.objective_knobs)  # final knob values
     step = ObjectiveStep(state.model, _compiled(scored, spec))
-    wrapped = partition.wrap(step)
+    wrapped = slices.wrap(step)
     scheduled = isinstance(spec.objective_knobs, ScheduledKnobs)  # e.g. the KL warm-up
-    evaluate = eval_epoch if partition.main else _no_evaluation
+    evaluate = eval_epoch if slices.main else _no_evaluation
     while state.epoch < spec.epochs and not _out_of_patience(state, spec):
         if scheduled:  # this epoch's values, over the final ones `scored` binds
             step.knobs = bound_knobs(spec.objective, spec.objective_knobs, state.epoch + 1)
         started = time.perf_counter()
-        train_means = train_epoch(
-            state,
-            train_images,
-            wrapped,
-            spec=spec,
-            name=name,
-            partition=partition,
-            dynamic=dynamic,
-            labels=train_labels,
-        )
+        train_means = train_epoch(state, wrapped, slices, run, images)
         seconds = time.perf_counter() - started
         lr = state.optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
         state.schedule.step()
         if not state.model.variational:
             del train_means["kl"]
-        eval_means = evaluate(state.model, eval_images, scored, spec.objective, eval_labels)
+        eval_means = evaluate(state.model, images.eval_x, scored, spec.objective, images.eval_y)
         state.epoch += 1
         state.seconds += seconds
         record = _epoch_record(state.epoch, train_means, split, eval_means, seconds)
@@ -346,13 +317,9 @@ def _out_of_patience(state: TrainState, spec: ExperimentSpec) -> bool:
     return spec.patience is not None and state.epoch - state.best_epoch >= spec.patience
 
 
-def _check_finite(
-    window: torch.Tensor, *, start: int, name: str, epoch: int, partition: Partition
-) -> None:
+def _check_finite(window: torch.Tensor, *, start: int, epoch: int, name: str) -> None:
     """Fail on the first loss in `window` (the steps from index `start` on) that is not
     finite; the check reads the losses to the host, so it runs only every few hundred steps."""
-    # the ranks' parts sum to each step's batch loss, so all ranks judge the same numbers
-    partition.reduce_(window)
     finite = torch.isfinite(window)
     if bool(finite.all()):
         return

@@ -1,16 +1,7 @@
-"""One training over several processes, on torchrun: DistributedDataParallel.
-
-Under `torchrun --nproc-per-node N stages/train.py ...` every rank loads the same data,
-builds the same seeded model and draws the same seeded batch order and noise. Each rank
-trains on a disjoint slice of every global batch, and DistributedDataParallel averages the
-ranks' gradients during the backward pass (bucketed, overlapped with it). Each rank weighs
-its loss by its share of the batch, so the average is the gradient one process takes on the
-whole batch, up to the order of float additions, also when the slices differ in size. Rank
-0 alone evaluates, logs and writes files.
-
-How a run is split is chosen once, when it starts (`partition`): a single process takes
-the whole batch, draws its noise from its own generator and reduces nothing, so it runs
-exactly the computation it would run without any of this.
+"""Where a process sits among torchrun's ranks, and the run's life among them: joining
+the process group, sharing rank 0's checkpoint, launching N ranks on this machine, and one
+line instead of a traceback when a rank is lost. How a batch is split over the ranks is
+training's (vaelab.training.ddp).
 """
 
 from __future__ import annotations
@@ -54,10 +45,6 @@ class Ranks:
         """The GPU index torchrun gives this rank; None outside torchrun (claim a GPU)."""
         return self.local_rank if self.under_torchrun else None
 
-    def partition(self, noise: torch.Generator) -> Partition:
-        """How this run splits each batch and reduces its sums: chosen once, at its start."""
-        return RankSlices(self, noise) if self.distributed else WholeBatch(noise)
-
 
 SINGLE = Ranks()
 
@@ -80,7 +67,10 @@ class CollectiveFailed(Exception):
     """A collective failed, which in a run that worked so far means another rank is gone."""
 
 
-def _collective(func):
+def collective(func):
+    """`func` runs collectives: their failure becomes CollectiveFailed, with the first
+    line of the backend's message."""
+
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
@@ -91,108 +81,6 @@ def _collective(func):
             raise CollectiveFailed(text.split(". ")[0].rstrip(".")) from None
 
     return wrapper
-
-
-class WholeBatch:
-    """A single process: the whole batch, its own generator's noise, nothing to reduce.
-
-    Its own `share` of every batch, so the loop asks the same questions in every run."""
-
-    main = True
-
-    def __init__(self, noise: torch.Generator):
-        self.noise = noise
-
-    def share(self, rows: int) -> WholeBatch:
-        return self
-
-    def take(self, images: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
-        return images[batch]
-
-    def backward(self, loss: torch.Tensor) -> None:
-        loss.backward()
-
-    def portion(self, loss: torch.Tensor) -> torch.Tensor:
-        return loss
-
-    def reduce_(self, tensor: torch.Tensor) -> torch.Tensor:
-        return tensor
-
-    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
-        return module
-
-
-class RankSlices:
-    """One of torchrun's ranks: a contiguous slice of every batch, DDP's gradient average."""
-
-    def __init__(self, ranks: Ranks, noise: torch.Generator):
-        self.ranks, self.noise = ranks, noise
-        self.main = ranks.main
-
-    def share(self, rows: int) -> Share:
-        rank, world = self.ranks.rank, self.ranks.world
-        return Share(self.noise, rows, world, rows * rank // world, rows * (rank + 1) // world)
-
-    def reduce_(self, tensor: torch.Tensor) -> torch.Tensor:
-        return all_reduce_(tensor)
-
-    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
-        from torch.nn.parallel import DistributedDataParallel
-
-        device = next(module.parameters()).device
-        ids = [device] if device.type == "cuda" else None
-        # no buffer to keep in step: every model's state is its parameters
-        return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
-
-
-Partition = WholeBatch | RankSlices
-
-
-@dataclass
-class Share:
-    """Rows [start, stop) of a global batch of `rows`, with the noise one process would
-    draw for them: the whole batch's noise is drawn from the shared seeded generator and
-    sliced, so every rank's generator stays in step and the noise matches a single run's."""
-
-    generator: torch.Generator
-    rows: int
-    world: int
-    start: int
-    stop: int
-
-    @property
-    def noise(self) -> Share:
-        return self
-
-    def take(self, images: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
-        return images[batch[self.start : self.stop]]
-
-    def normal_like(self, mean: torch.Tensor) -> torch.Tensor:
-        full = torch.randn(
-            (self.rows, *mean.shape[1:]),
-            generator=self.generator,
-            device=mean.device,
-            dtype=mean.dtype,
-        )
-        return full[self.start : self.stop]
-
-    def portion(self, loss: torch.Tensor) -> torch.Tensor:
-        """This rank's part of the global batch mean: the ranks' parts sum to that mean."""
-        if self.stop == self.start:  # a last batch smaller than the world: nothing here
-            return loss.nan_to_num() * 0.0
-        return loss * ((self.stop - self.start) / self.rows)
-
-    @_collective  # DDP's all-reduce runs in the backward pass: a lost rank fails it
-    def backward(self, loss: torch.Tensor) -> None:
-        """Backpropagate this rank's part, weighed so that DDP's average over the ranks is
-        the gradient of the whole batch's mean loss."""
-        (self.portion(loss) * self.world).backward()
-
-
-@_collective
-def all_reduce_(tensor: torch.Tensor) -> torch.Tensor:
-    dist.all_reduce(tensor)
-    return tensor
 
 
 def check_processes(where: str, processes: int, ranks: Ranks) -> None:
@@ -220,7 +108,7 @@ def process_group(ranks: Ranks, device: torch.device):
         dist.destroy_process_group()
 
 
-@_collective
+@collective
 def broadcast(value, ranks: Ranks):
     """Rank 0's `value` on every rank (a resumed checkpoint: other nodes may not see it)."""
     if not ranks.distributed:
