@@ -59,8 +59,7 @@ def summary_table(
         }
         metrics = sources["evaluate"]
         elbo, iwae = metrics.get("elbo", {}), metrics.get("iwae", {})
-        k = iwae.get("k")
-        active = next(v for key, v in metrics["latent"].items() if key.startswith("active"))
+        k, latent = iwae.get("k"), metrics["latent"]
         reference = references.get(name)
         ours = (
             ", ".join(f"{lookup(sources, path):.4g}" for path in reference.ours)
@@ -78,12 +77,10 @@ def summary_table(
                 "test ELBO, MC (nats)": bound(metrics, "elbo", elbo.get("mc_1sample_nats")),
                 "test ELBO, analytic KL": bound(metrics, "elbo", elbo.get("analytic_kl_nats")),
                 "IWAE bound": (
-                    f"{fmt(iwae.get(f'bound_k{k}_nats'))} (k={k})"
-                    if k
-                    else bound(metrics, "iwae", None)
+                    f"{fmt(iwae.get('bound_nats'))} (k={k})" if k else bound(metrics, "iwae", None)
                 ),
                 "KL": fmt(elbo.get("kl_nats")),
-                "active units": f"{active}/{metrics['latent']['dims']}",
+                "active units": f"{latent['active_units']}/{latent['dims']}",
                 "BCE/pixel": fmt(metrics["reconstruction"]["bce_per_pixel"], 4),
                 "ours, as the reference measures it": ours,
                 "reference's published figure": reference.published if reference else "—",
