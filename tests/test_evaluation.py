@@ -51,9 +51,8 @@ def test_a_two_level_model_is_evaluated_on_its_whole_code_and_cached_prior():
     generator = torch.Generator().manual_seed(2)
     with torch.inference_mode():
         bounds = torch.cat([iwae_bound(model, x[None], 6, generator=generator) for x in images])
-    assert metrics["iwae"]["bound_k6_nats"] == pytest.approx(
-        bounds.double().mean().item(), abs=1e-4
-    )
+    assert metrics["iwae"]["k"] == 6
+    assert metrics["iwae"]["bound_nats"] == pytest.approx(bounds.double().mean().item(), abs=1e-4)
 
 
 class IgnoresZ(LatentModel):
@@ -83,7 +82,7 @@ def test_bounds_agree_when_the_decoder_ignores_z():
         ).item()
         / 50
     )
-    elbo, k64 = metrics["elbo"], metrics["iwae"]["bound_k64_nats"]
+    elbo, k64 = metrics["elbo"], metrics["iwae"]["bound_nats"]
     assert elbo["kl_nats"] == 0.0
     for value in (elbo["mc_1sample_nats"], elbo["analytic_kl_nats"], k64):
         assert value == pytest.approx(exact, abs=1e-4)
@@ -109,7 +108,7 @@ def test_active_units_count_only_the_dimensions_that_move():
     images = torch.rand(200, 1, 4, 4, generator=torch.Generator().manual_seed(0))
     images = (images > torch.linspace(0.1, 0.9, 200).reshape(200, 1, 1, 1)).float()
     metrics = evaluate(OneDeadUnit(), images, iwae_samples=2, batch_size=50, seed=0)
-    assert metrics["latent"] == {"dims": 2, "active_units_var_gt_0.01": 1}
+    assert metrics["latent"] == {"dims": 2, "active_units": 1, "active_unit_threshold": 0.01}
 
 
 def test_metrics_keys_say_what_they_are(trained_cvae):
@@ -122,8 +121,31 @@ def test_metrics_keys_say_what_they_are(trained_cvae):
         "reconstruction_loglik_nats",
         "kl_nats",
     }
-    assert metrics["iwae"]["k"] == 7 and "bound_k7_nats" in metrics["iwae"]
+    assert list(metrics["iwae"]) == ["k", "bound_nats", "nll_nats", "stderr_nats"]
+    assert (
+        metrics["iwae"]["k"] == 7 and metrics["iwae"]["nll_nats"] == -metrics["iwae"]["bound_nats"]
+    )
+    assert list(metrics["latent"]) == ["dims", "active_units", "active_unit_threshold"]
     assert set(metrics["reconstruction"]) == {"bce_per_pixel", "mse_per_pixel"}
+
+
+def key_paths(node, prefix=""):
+    """Every dotted key path of a metrics dict, a list's records under `[]`."""
+    if isinstance(node, list):
+        return set().union(*(key_paths(item, f"{prefix}[].") for item in node))
+    if not isinstance(node, dict):
+        return {prefix.removesuffix(".")}
+    return set().union(*(key_paths(value, f"{prefix}{key}.") for key, value in node.items()))
+
+
+def test_metrics_keys_are_fixed_names_whatever_the_settings(trained_cvae):
+    """A setting a number depends on (k, the threshold) is a field, never part of a key:
+    `dvc metrics diff` and the report's paths find the same keys at any k."""
+    model, images = trained_cvae
+    seven = evaluate(model, images[:40], iwae_samples=7, also_k=[3], batch_size=20, seed=0)
+    two = evaluate(model, images[:40], iwae_samples=2, also_k=[5, 9], batch_size=20, seed=0)
+    assert key_paths(seven) == key_paths(two)
+    assert "iwae.bound_nats" in key_paths(seven) and "iwae_at_k.[].k" in key_paths(seven)
 
 
 def test_autoencoder_metrics_have_no_elbo(prepared_data):
@@ -139,12 +161,13 @@ def test_autoencoder_metrics_have_no_elbo(prepared_data):
 def test_the_bound_at_each_also_k_matches_its_own_evaluation(trained_cvae):
     model, images = trained_cvae
     metrics = evaluate(model, images[:40], iwae_samples=7, also_k=[3, 7], batch_size=20, seed=0)
-    at_k = metrics["iwae_at_k"]
-    assert set(at_k) == {"3", "7"}
-    assert at_k["7"] == {
+    at_k = metrics["iwae_at_k"]  # one record per k, sorted by k (the evaluated k came first)
+    assert [record["k"] for record in at_k] == [3, 7]
+    assert at_k[1] == {
+        "k": 7,
         "nll_nats": metrics["iwae"]["nll_nats"],
         "stderr_nats": metrics["iwae"]["stderr_nats"],
     }
     three = evaluate(model, images[:40], iwae_samples=3, batch_size=20, seed=0)["iwae"]
-    assert at_k["3"] == {"nll_nats": three["nll_nats"], "stderr_nats": three["stderr_nats"]}
+    assert at_k[0] == {"k": 3, "nll_nats": three["nll_nats"], "stderr_nats": three["stderr_nats"]}
     assert "iwae_at_k" not in evaluate(model, images[:40], iwae_samples=3, batch_size=20, seed=0)

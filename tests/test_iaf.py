@@ -71,5 +71,5 @@ def test_the_iwae_bound_is_at_least_the_elbo_and_evaluate_says_the_kl_is_monte_c
     assert bound >= elbo
     metrics = evaluate(model, x, iwae_samples=50, batch_size=4, seed=0)
     assert metrics["kl_estimator"] == "monte_carlo_1sample"
-    assert metrics["iwae"]["bound_k50_nats"] >= metrics["elbo"]["mc_1sample_nats"] - 1.0
+    assert metrics["iwae"]["bound_nats"] >= metrics["elbo"]["mc_1sample_nats"] - 1.0
     assert math.isfinite(metrics["elbo"]["analytic_kl_nats"])

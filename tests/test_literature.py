@@ -133,3 +133,76 @@ def test_the_literature_page_lists_an_experiment_not_run_yet(tmp_path):
     row = table.iloc[0].to_dict()
     assert row["experiment"] == "hvae_vamp_static" and row["epochs (kept)"] == "not run yet"
     assert "—" in table.to_markdown(index=False) and "nan" not in table.to_markdown(index=False)
+
+
+def published_at_k_folder(tmp_path):
+    """An evaluated experiment whose main IWAE is at k = 5000, with records at 200, 1000
+    and 5000, each number distinct so that the wrong record cannot pass for the right one."""
+    import json
+
+    run = tmp_path / "vae_static"
+    (run / "train/plots/metrics").mkdir(parents=True)
+    (run / "train/plots/metrics/epoch_seconds.tsv").write_text("step\tepoch_seconds\n0\t1.5\n")
+    metrics = {
+        "iwae": {"k": 5000, "bound_nats": -90.0, "nll_nats": 90.0, "stderr_nats": 0.2},
+        "iwae_at_k": [
+            {"k": 200, "nll_nats": 92.5, "stderr_nats": 0.3},
+            {"k": 1000, "nll_nats": 91.25, "stderr_nats": 0.25},
+            {"k": 5000, "nll_nats": 90.0, "stderr_nats": 0.2},
+        ],
+        "protocol": {"epochs_run": 3, "kept_epoch": 2},
+    }
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    return tmp_path
+
+
+def test_a_published_figure_with_k_is_the_iwae_record_at_that_k(tmp_path):
+    """`published.X.k`: `evaluate.iwae.nll_nats` is the NLL at that k, from `iwae` when it
+    is at k, else from the `iwae_at_k` record of k; a k never evaluated is an error."""
+    from vaelab.config.params import PublishedFigure
+    from vaelab.report.literature_page import literature_table
+    from vaelab.report.references_page import lookup
+    from vaelab.report.run_files import read_json
+
+    folder = published_at_k_folder(tmp_path)
+    sources = {"evaluate": read_json(folder / "vae_static/metrics.json")}
+    path = "evaluate.iwae.nll_nats"
+    assert lookup(sources, path, 200) == 92.5
+    assert lookup(sources, path, 1000) == 91.25
+    assert lookup(sources, path, 5000) == lookup(sources, path) == 90.0
+    assert lookup(sources, "evaluate.iwae.bound_nats", 5000) == -90.0
+    with pytest.raises(DataError, match=r"no IWAE figure at k=50 \(add it to"):
+        lookup(sources, path, 50)
+    with pytest.raises(DataError, match="names no figure"):
+        lookup(sources, "evaluate.iwae.bound_nats", 200)  # a record holds only the NLL
+
+    keys = {"model": "vae_mlp", "objective": "analytic_elbo", "seed": 0, "epochs": 3}
+    for k, nll in ((200, "92.50 ± 0.30"), (1000, "91.25 ± 0.25"), (5000, "90.00 ± 0.20")):
+        figure = PublishedFigure(published=f"NLL at {k}", ours=[path], k=k)
+        row = literature_table({"vae_static": keys}, {"vae_static": figure}, folder).iloc[0]
+        assert row["NLL at the published k"] == f"{nll} (k={k})"
+        assert row["NLL (nats), k=5000"] == "90.00 ± 0.20"
+
+
+def test_the_review_sets_a_figure_at_k_beside_iwae_only_at_that_k(tmp_path):
+    """In `dvc metrics diff`, only `iwae` is flattened (DVC leaves the `iwae_at_k` list
+    out): a figure at another k than the file's `iwae.k` is set beside no row of it."""
+    import yaml
+
+    from vaelab.report.review import Side, _published_for, published_figures
+
+    folder = published_at_k_folder(tmp_path / "reports")
+    published = {
+        "vae_static": {"published": "NLL 89.78", "ours": ["evaluate.iwae.nll_nats"], "k": 200},
+        "vamp_static": {"published": "NLL 85.57", "ours": ["evaluate.iwae.nll_nats"], "k": 5000},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"published": published}))
+    vamp = folder / "vamp_static"
+    vamp.mkdir()
+    (vamp / "metrics.json").write_text((folder / "vae_static/metrics.json").read_text())
+    head = Side(tmp_path, None)
+    figures = published_figures(head)
+    assert _published_for("reports/vamp_static/metrics.json", "iwae.nll_nats", figures, head) == (
+        "NLL 85.57"
+    )
+    assert _published_for("reports/vae_static/metrics.json", "iwae.nll_nats", figures, head) == ""

@@ -283,6 +283,18 @@ def test_a_reference_to_no_experiment_is_an_error():
         parse_params(with_change("published.cvea", {"published": "x", "ours": ["a"]}))
 
 
+def test_a_published_path_names_keys_never_a_value():
+    """metrics.json's keys are fixed names: the k of a figure is the entry's `k`."""
+    old = {"published": "NLL 89.78", "ours": ["evaluate.iwae_at_k.200.nll_nats"], "k": 200}
+    with pytest.raises(
+        ParamsError,
+        match=r"^published.vae_static.ours: 'evaluate.iwae_at_k.200.nll_nats' names the value 200 as a key",
+    ):
+        parse_params(with_change("published.vae_static", old))
+    fixed = {"published": "NLL 89.78", "ours": ["evaluate.iwae.nll_nats"], "k": 200}
+    assert parse_params(with_change("published.vae_static", fixed)).published["vae_static"].k == 200
+
+
 def test_yaml_syntax_error_is_one_line(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("experiments:\n  cvae: [unclosed\n")

@@ -67,6 +67,19 @@ def check_mirrors(
             )
 
 
+def check_paths(where: str, paths: list[str]) -> None:
+    """metrics.json's keys are fixed names (docs/metrics.md): a path part that is a number
+    is a value written as a key, as `iwae_at_k.200` was; a figure's k is its own field."""
+    for path in paths:
+        numbers = [part for part in path.split(".") if part.isdigit()]
+        if numbers:
+            raise ParamsError(
+                f"{where}: {path!r} names the value {numbers[0]} as a key; metrics.json's keys "
+                "are fixed names (docs/metrics.md): give an IWAE figure's k as the entry's `k` "
+                "and the path as evaluate.iwae.nll_nats"
+            )
+
+
 class EvaluateSpec(Knobs):
     iwae_samples: Samples
     # the bound also at these k: the k of a published figure, which reads higher at a
@@ -109,7 +122,9 @@ class PublishedFigure(Knobs):
     """What a tutorial or a paper printed, and which of our numbers measure the same thing.
 
     `ours` are dotted paths into `evaluate` (the experiment's metrics.json) or `last_epoch`
-    (the training log's summary of the final epoch).
+    (the training log's summary of the final epoch), of key names only, never a value. An
+    NLL figure's `k` (its importance samples) makes `evaluate.iwae.X` X at that k: `iwae`
+    when it was evaluated at k, else the `iwae_at_k` record of k.
     """
 
     published: str
@@ -163,9 +178,10 @@ class Params(Knobs):
             self.mirrors(),
             "data.mirrors or literature.mirrors",
         )
-        for name in self.published:
+        for name, figure in self.published.items():
             if name not in self.experiments and name not in literature:
                 raise ParamsError(unknown_name("published", name, [*self.experiments, *literature]))
+            check_paths(f"published.{name}.ours", figure.ours)
         return self
 
     def track(self, track: str) -> Track:

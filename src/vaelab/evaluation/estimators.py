@@ -133,17 +133,18 @@ def evaluate(
 ) -> dict:
     """Every estimator on one split (of class `labels`, which a class-conditional model is
     given), keyed by what each number is. Values in nats per image unless the key says
-    otherwise. The IWAE bound is at `iwae_samples`, and at each of `also_k` too
-    (`iwae_at_k`, keyed by k). A model without a posterior density gets `not_defined` in
-    place of the bounds; one with a codebook, its usage."""
+    otherwise. Every key is a fixed name: a setting a number depends on (the active-unit
+    threshold, the IWAE's k) is a field beside it, never part of a key. The IWAE bound is at
+    `iwae_samples`, and at each of `also_k` too (`iwae_at_k`, one record per k, sorted by
+    k). A model without a posterior density gets `not_defined` in place of the bounds; one
+    with a codebook, its usage."""
     metrics: dict = {"test_images": len(images)}
     means, logvars = posterior_means(model, images, batch_size, labels=labels)
     variance = means.var(dim=0)
     metrics["latent"] = {
         "dims": means.shape[1],
-        f"active_units_var_gt_{ACTIVE_UNIT_THRESHOLD}": int(
-            (variance > ACTIVE_UNIT_THRESHOLD).sum()
-        ),
+        "active_units": int((variance > ACTIVE_UNIT_THRESHOLD).sum()),
+        "active_unit_threshold": ACTIVE_UNIT_THRESHOLD,  # of the posterior mean's variance
     }
     metrics["reconstruction"] = reconstruction_errors(model, images, batch_size, labels)
     if model.discrete:
@@ -163,7 +164,7 @@ def evaluate(
     )
     metrics["iwae"] = {
         "k": iwae_samples,
-        f"bound_k{iwae_samples}_nats": bound,
+        "bound_nats": bound,
         "nll_nats": -bound,  # the literature's test NLL: minus the bound, an upper bound
         "stderr_nats": stderr,
     }
@@ -172,9 +173,9 @@ def evaluate(
         for k in also_k:
             if k not in by_k:
                 by_k[k] = iwae(model, images, k, batch_size=batch_size, seed=seed, labels=labels)
-        metrics["iwae_at_k"] = {
-            str(k): {"nll_nats": -by_k[k][0], "stderr_nats": by_k[k][1]} for k in sorted(by_k)
-        }
+        metrics["iwae_at_k"] = [
+            {"k": k, "nll_nats": -by_k[k][0], "stderr_nats": by_k[k][1]} for k in sorted(by_k)
+        ]
     return metrics
 
 

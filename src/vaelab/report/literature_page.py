@@ -11,7 +11,14 @@ import pandas as pd
 
 from vaelab.config.params import PublishedFigure
 from vaelab.report import projection
-from vaelab.report.run_files import VALIDATION_CURVE, elbo_curve, fmt, read_json, training_seconds
+from vaelab.report.run_files import (
+    VALIDATION_CURVE,
+    elbo_curve,
+    fmt,
+    iwae_at,
+    read_json,
+    training_seconds,
+)
 
 
 def _nll(entry: dict | None) -> str:
@@ -35,7 +42,6 @@ def literature_table(
             continue
         metrics = read_json(folder / name / "metrics.json")
         iwae, protocol = metrics.get("iwae", {}), metrics.get("protocol", {})
-        at_k = metrics.get("iwae_at_k", {})
         published_k = reference.k if reference and reference.k else None
         rows.append(
             {
@@ -46,7 +52,9 @@ def literature_table(
                 "seed": keys.get("seed", 0),
                 f"NLL (nats), k={iwae.get('k', '—')}": _nll(iwae),
                 "NLL at the published k": (
-                    f"{_nll(at_k.get(str(published_k)))} (k={published_k})" if published_k else "—"
+                    f"{_nll(iwae_at(metrics, published_k))} (k={published_k})"
+                    if published_k
+                    else "—"
                 ),
                 "epochs (kept)": "{} ({})".format(
                     protocol.get("epochs_run", "—"), protocol.get("kept_epoch", "—")

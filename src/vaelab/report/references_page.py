@@ -14,7 +14,7 @@ import pandas as pd
 
 from vaelab.config.params import PublishedFigure
 from vaelab.core.errors import DataError
-from vaelab.report.run_files import fmt, read_json, training_seconds
+from vaelab.report.run_files import fmt, iwae_at, read_json, training_seconds
 
 PICTURES = (
     ("latent_scatter.png", "latent scatter"),
@@ -38,10 +38,22 @@ def bound(metrics: dict, section: str, value) -> str:
     return fmt(value)
 
 
-def lookup(sources: dict, dotted: str):
-    """`evaluate.elbo.mc_1sample_nats` -> sources["evaluate"]["elbo"]["mc_1sample_nats"]."""
+def lookup(sources: dict, dotted: str, k: int | None = None):
+    """`evaluate.elbo.mc_1sample_nats` -> sources["evaluate"]["elbo"]["mc_1sample_nats"].
+
+    With the published figure's `k`, `evaluate.iwae.X` is X of the IWAE figure at that k:
+    `iwae` when it was evaluated at k, else the `iwae_at_k` record of k."""
     node = sources
-    for part in dotted.split("."):
+    parts = dotted.split(".")
+    if k is not None and parts[:2] == ["evaluate", "iwae"]:
+        node = iwae_at(sources["evaluate"], k)
+        if node is None:
+            raise DataError(
+                f"published: {dotted!r} at k={k}: metrics.json has no IWAE figure at k={k} "
+                "(add it to the track's evaluate.also_k)"
+            )
+        parts = parts[2:]
+    for part in parts:
         if not isinstance(node, dict) or part not in node:
             raise DataError(f"published: {dotted!r} names no figure (no {part!r} there)")
         node = node[part]
@@ -59,11 +71,10 @@ def summary_table(
         }
         metrics = sources["evaluate"]
         elbo, iwae = metrics.get("elbo", {}), metrics.get("iwae", {})
-        k = iwae.get("k")
-        active = next(v for key, v in metrics["latent"].items() if key.startswith("active"))
+        k, latent = iwae.get("k"), metrics["latent"]
         reference = references.get(name)
         ours = (
-            ", ".join(f"{lookup(sources, path):.4g}" for path in reference.ours)
+            ", ".join(f"{lookup(sources, path, reference.k):.4g}" for path in reference.ours)
             if reference
             else "—"
         )
@@ -78,12 +89,10 @@ def summary_table(
                 "test ELBO, MC (nats)": bound(metrics, "elbo", elbo.get("mc_1sample_nats")),
                 "test ELBO, analytic KL": bound(metrics, "elbo", elbo.get("analytic_kl_nats")),
                 "IWAE bound": (
-                    f"{fmt(iwae.get(f'bound_k{k}_nats'))} (k={k})"
-                    if k
-                    else bound(metrics, "iwae", None)
+                    f"{fmt(iwae.get('bound_nats'))} (k={k})" if k else bound(metrics, "iwae", None)
                 ),
                 "KL": fmt(elbo.get("kl_nats")),
-                "active units": f"{active}/{metrics['latent']['dims']}",
+                "active units": f"{latent['active_units']}/{latent['dims']}",
                 "BCE/pixel": fmt(metrics["reconstruction"]["bce_per_pixel"], 4),
                 "ours, as the reference measures it": ours,
                 "reference's published figure": reference.published if reference else "—",

@@ -167,27 +167,41 @@ def params_table(root: Path, base: Side, head: Side) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["file", "param", base.label, head.label])
 
 
-def published_figures(head: Side) -> dict[tuple[str, str], str]:
-    """(experiment, metric path) -> the published figure it is set beside, from params'
-    `published` table: `evaluate.X` is X of the experiment's metrics.json and
-    `last_epoch.X` is X of its training log's (train/metrics.json)."""
+def published_figures(head: Side) -> dict[tuple[str, str], tuple[str, int | None]]:
+    """(experiment, metric path) -> the published figure it is set beside and the figure's
+    k, from params' `published` table: `evaluate.X` is X of the experiment's metrics.json
+    and `last_epoch.X` is X of its training log's (train/metrics.json)."""
     raw = head.read_git("params.yaml")
     published = (yaml.safe_load(raw) or {}).get("published", {}) if raw else {}
     figures = {}
     for name, entry in published.items():
         for dotted in entry.get("ours", []):
             source, _, key = dotted.partition(".")
-            figures[(name, f"{source}:{key}")] = entry.get("published", "")
+            figures[(name, f"{source}:{key}")] = (entry.get("published", ""), entry.get("k"))
     return figures
 
 
-def _published_for(path: str, metric: str, figures: dict) -> str:
+def _iwae_k(head: Side, path: str) -> int | None:
+    """The k of the main IWAE figure (`iwae.k`) of the head's metrics file `path`."""
+    try:
+        return json.loads(head.read_git(path) or b"{}").get("iwae", {}).get("k")
+    except (ValueError, AttributeError):
+        return None
+
+
+def _published_for(path: str, metric: str, figures: dict, head: Side) -> str:
+    """The published figure beside `metric` of `path`. A figure at a k (an NLL) is set
+    beside `iwae.X` only when the file's `iwae` is at that k: at another k, its number is
+    the `iwae_at_k` record of that k, a list, which `dvc metrics diff` leaves out."""
     parts = Path(path).parts
     if parts[-2:-1] == ("train",) and len(parts) >= 3:  # dvclive's summary of the last epoch
-        return figures.get((parts[-3], f"last_epoch:{metric}"), "")
-    if len(parts) >= 2:
-        return figures.get((parts[-2], f"evaluate:{metric}"), "")
-    return ""
+        return figures.get((parts[-3], f"last_epoch:{metric}"), ("", None))[0]
+    if len(parts) < 2:
+        return ""
+    text, k = figures.get((parts[-2], f"evaluate:{metric}"), ("", None))
+    if k is not None and metric.startswith("iwae.") and _iwae_k(head, path) != k:
+        return ""
+    return text
 
 
 def metrics_table(root: Path, base: Side, head: Side) -> pd.DataFrame:
@@ -215,7 +229,7 @@ def metrics_table(root: Path, base: Side, head: Side) -> pd.DataFrame:
                             _number(new),
                             change,
                             relative,
-                            _published_for(path, metric, figures) or "—",
+                            _published_for(path, metric, figures, head) or "—",
                         ],
                         strict=True,
                     )

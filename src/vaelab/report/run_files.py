@@ -30,6 +30,16 @@ def read_tsv(path: Path) -> pd.DataFrame:
         raise DataError(f"{path} is missing or unreadable ({exc}); rerun its stage") from None
 
 
+def iwae_at(metrics: dict, k: int) -> dict | None:
+    """The IWAE figure of an experiment's metrics.json at `k` (`nll_nats`, `stderr_nats`,
+    and `bound_nats` where it is the main one): `iwae` when it is at that k, else the
+    `iwae_at_k` record of that k; None where the bound was not computed at k."""
+    main = metrics.get("iwae") or {}
+    if main.get("k") == k:
+        return main
+    return next((r for r in metrics.get("iwae_at_k", []) if r.get("k") == k), None)
+
+
 def fmt(value, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
