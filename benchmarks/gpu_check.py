@@ -38,14 +38,18 @@ class Way:
     compile: str = "none"
 
 
-def slice_of(spec: ExperimentSpec, folder: Path, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+def slice_of(spec: ExperimentSpec, folder: Path, steps: int):
+    """A slice of `steps` batches of the recipe's training images (drawn once, for a dynamic
+    protocol, so that every way sees the same pixels), test images, and the number of
+    steps the whole recipe takes."""
     train_split = load_split(folder, "train")
     if spec.validation:  # the recipe's own training images, not its validation ones
         train_split, _ = hold_out(train_split, spec.validation, read_meta(folder)["seed"])
     images = train_split.images[: steps * spec.batch_size]
     if train_split.dynamic:
         images = torch.bernoulli(images, generator=torch.Generator().manual_seed(spec.seed))
-    return images, load_split(folder, "test").images[:EVAL_IMAGES]
+    recipe_steps = -(-len(train_split) // spec.batch_size) * spec.epochs
+    return images, load_split(folder, "test").images[:EVAL_IMAGES], recipe_steps
 
 
 def run(spec: ExperimentSpec, name: str, way: Way, images, test) -> dict:
@@ -98,12 +102,14 @@ def main(
             failed.append(name)
             continue
         spec = spec.model_copy(update={"amp": False})  # fp32: the comparison is exact arithmetic
-        images, test = slice_of(spec, folder, steps)
+        images, test, recipe_steps = slice_of(spec, folder, steps)
         reference = None
         for way in ways:
             result = run(spec, name, way, images, test)
+            hours = recipe_steps / result["steps_per_s"] / 3600  # training alone, no evaluation
             line = (
                 f"{name:20s} {way.label:22s} {result['steps_per_s']:9.1f} steps/s  "
+                f"whole recipe {hours:.3g} h  "
                 f"train loss per epoch {', '.join(f'{v:.4f}' for v in result['losses'])}"
             )
             if reference is None:

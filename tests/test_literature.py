@@ -131,7 +131,10 @@ def test_the_literature_page_lists_an_experiment_not_run_yet(tmp_path):
     keys = {"model": "hvae_vamp", "objective": "analytic_elbo", "seed": 14, "epochs": 2000}
     table = literature_table({"hvae_vamp_static": keys}, {}, tmp_path)
     row = table.iloc[0].to_dict()
-    assert row["experiment"] == "hvae_vamp_static" and row["epochs (kept)"] == "not run yet"
+    assert (
+        row["experiment"] == "hvae_vamp_static"
+        and row["epochs of the recipe (kept)"] == "not run yet"
+    )
     assert "—" in table.to_markdown(index=False) and "nan" not in table.to_markdown(index=False)
 
 
@@ -143,6 +146,7 @@ def published_at_k_folder(tmp_path):
     run = tmp_path / "vae_static"
     (run / "train/plots/metrics").mkdir(parents=True)
     (run / "train/plots/metrics/epoch_seconds.tsv").write_text("step\tepoch_seconds\n0\t1.5\n")
+    (run / "train/params.yaml").write_text("experiment: vae_static\nhardware: A Test CPU 9000\n")
     metrics = {
         "iwae": {"k": 5000, "bound_nats": -90.0, "nll_nats": 90.0, "stderr_nats": 0.2},
         "iwae_at_k": [
@@ -184,6 +188,19 @@ def test_a_published_figure_with_k_is_the_iwae_record_at_that_k(tmp_path):
         assert row["NLL (nats), k=5000"] == "90.00 ± 0.20"
 
 
+def test_a_literature_row_says_how_much_of_its_recipe_ran_and_on_what(tmp_path):
+    from vaelab.report.literature_page import literature_table
+
+    folder = published_at_k_folder(tmp_path)
+    keys = {"model": "vae_mlp", "objective": "analytic_elbo", "seed": 0, "epochs": 500}
+    row = literature_table({"vae_static": keys}, {}, folder).iloc[0]
+    assert row["epochs of the recipe (kept)"] == "3 of 500 (2)"
+    assert row["trained on"] == "A Test CPU 9000"
+    (folder / "vae_static/train/params.yaml").write_text("experiment: vae_static\n")
+    row = literature_table({"vae_static": keys}, {}, folder).iloc[0]
+    assert row["trained on"] == "—"  # logged before vaelab recorded the processor
+
+
 def test_the_review_sets_a_figure_at_k_beside_iwae_only_at_that_k(tmp_path):
     """In `dvc metrics diff`, only `iwae` is flattened (DVC leaves the `iwae_at_k` list
     out): a figure at another k than the file's `iwae.k` is set beside no row of it."""
@@ -206,3 +223,37 @@ def test_the_review_sets_a_figure_at_k_beside_iwae_only_at_that_k(tmp_path):
         "NLL 85.57"
     )
     assert _published_for("reports/vae_static/metrics.json", "iwae.nll_nats", figures, head) == ""
+
+
+def test_the_iwae_papers_recipe_runs_3_to_the_i_epochs_at_each_rate_and_resumes_so():
+    """Burda et al.'s appendix: pass i (i = 0..7) is 3^i epochs at 0.001 * 10^(-i/7); the
+    schedule cut after any epoch and resumed from its state goes on at the same rates."""
+    from conftest import ROOT
+
+    from vaelab.config.experiments import experiments_of
+    from vaelab.config.params import load_params
+    from vaelab.training.optimizers import make_optimizer, make_schedule
+
+    specs = experiments_of(load_params(ROOT / "params.yaml"), track="literature")
+    spec = specs["vae_dynamic_iwae_paper"]
+    expected = [1e-3 * 10 ** (-i / 7) for i in range(8) for _ in range(3**i)]
+    assert spec.epochs == len(expected) == 3280
+
+    def rates(epochs, resume=None):
+        optimizer = make_optimizer(spec, torch.nn.Linear(1, 1))
+        schedule = make_schedule(spec, optimizer)
+        if resume is not None:  # what a checkpoint keeps of them
+            optimizer.load_state_dict(resume[0])
+            schedule.load_state_dict(resume[1])
+        seen = []
+        for _ in range(epochs):
+            seen.append(optimizer.param_groups[0]["lr"])  # the rate this epoch trains with
+            optimizer.step()  # no gradients: it moves nothing, but keeps torch's order
+            schedule.step()
+        return seen, (optimizer.state_dict(), schedule.state_dict())
+
+    whole, _ = rates(3280)
+    assert whole == pytest.approx(expected, rel=1e-12)
+    first, cut = rates(50)  # cut inside pass 3 (epochs 41 to 121)
+    rest, _ = rates(3280 - 50, cut)
+    assert first + rest == whole

@@ -12,12 +12,14 @@ import sys
 
 import pytest
 import torch
+import yaml
 from conftest import BIN, ROOT, experiment, run_env
 from full_disk import PARTIAL_BYTES, FillsUp
 from test_failures import TRAIN_T, run_stage, stage_project
 
 from vaelab.core.errors import WriteError
 from vaelab.core.files import atomic_dir, atomic_path, write_text
+from vaelab.runtime.device import processor
 
 FULL = "No space left on device"
 FREE_SOME = "free some space on its disk (or use another folder) and run it again"
@@ -208,6 +210,8 @@ def test_a_full_disk_under_dvclive_removes_its_files_and_the_next_run_resumes(
     tables = sorted(live.rglob("*.tsv"))
     assert tables and all(len(t.read_text().splitlines()) == 3 for t in tables)  # header + 2
     assert (live / "metrics.json").stat().st_size > PARTIAL_BYTES
+    logged = yaml.safe_load((live / "params.yaml").read_text())
+    assert logged["hardware"] == processor(torch.device("cpu")) != ""  # the report shows it
 
 
 # a stage as `dvc repro` runs it: its command fails in one line under user_errors

@@ -209,7 +209,10 @@ def elbo_estimates(
 BINARIZED_BY = {
     "binarized_mnist": "Larochelle & Murray 2011 (binarized_mnist .amat files)",
     "stochastic": "vaelab's seeded Bernoulli draw of MNIST's grey levels (prepare seed)",
-    "dynamic": "a fresh Bernoulli draw of every training batch; the test split drawn once",
+    "dynamic": (
+        "a fresh Bernoulli draw of every training batch; the test split one seeded draw "
+        "(vaelab's, from the prepare seed), the same in every run"
+    ),
 }
 
 

@@ -17,6 +17,7 @@ from vaelab.report.run_files import (
     fmt,
     iwae_at,
     read_json,
+    trained_on,
     training_seconds,
 )
 
@@ -36,7 +37,7 @@ def literature_table(
         if not (folder / name / "metrics.json").exists():  # `dvc repro -s` of the report alone
             rows.append(
                 {"experiment": name, "model": keys["model"], "objective": keys["objective"]}
-                | {"seed": keys.get("seed", 0), "epochs (kept)": "not run yet"}
+                | {"seed": keys.get("seed", 0), "epochs of the recipe (kept)": "not run yet"}
                 | {"published": reference.published if reference else "—"}
             )
             continue
@@ -56,10 +57,11 @@ def literature_table(
                     if published_k
                     else "—"
                 ),
-                "epochs (kept)": "{} ({})".format(
-                    protocol.get("epochs_run", "—"), protocol.get("kept_epoch", "—")
+                "epochs of the recipe (kept)": "{} of {} ({})".format(
+                    protocol.get("epochs_run", "—"), keys["epochs"], protocol.get("kept_epoch", "—")
                 ),
                 "train s": training_seconds(folder / name),
+                "trained on": trained_on(folder / name),
                 "published": reference.published if reference else "—",
             }
         )

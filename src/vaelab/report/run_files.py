@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from vaelab.core.errors import DataError
 
@@ -47,6 +48,17 @@ def fmt(value, digits: int = 2) -> str:
 def training_seconds(run: Path) -> str:
     """The seconds the experiment in folder `run` trained, summed over its epochs."""
     return fmt(read_tsv(run / SECONDS)["epoch_seconds"].sum(), 0)
+
+
+def trained_on(run: Path) -> str:
+    """The processor the experiment in folder `run` trained on (in its last session), as
+    its training log's params record it; runs logged before vaelab recorded it say "—"."""
+    path = run / "train" / "params.yaml"
+    try:
+        logged = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise DataError(f"{path} is missing or unreadable ({exc}); rerun its stage") from None
+    return logged.get("hardware", "—")
 
 
 def elbo_curve(path: Path) -> pd.Series:

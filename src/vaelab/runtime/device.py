@@ -8,8 +8,10 @@ tunes the host for the many short-lived tensors of training (see keep_freed_memo
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import platform
+from pathlib import Path
 
 import torch
 
@@ -127,7 +129,21 @@ def training_precision(amp: bool | str, device: torch.device) -> str:
 
 def describe(device: torch.device) -> str:
     if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
+        return f"cuda ({processor(device)})"
     if device.type == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
+        return f"cpu ({processor(device)}, {torch.get_num_threads()} threads)"
     return device.type
+
+
+def processor(device: torch.device) -> str:
+    """What computes on `device`, by name: the GPU's, or the CPU's model name (timings and
+    the last digits of results depend on it)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type != "cpu":
+        return device.type
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "an unnamed CPU"

@@ -26,7 +26,7 @@ from vaelab.core.progress import say
 from vaelab.data.splits import Split, hold_out, load_split, prepared_fingerprint, read_meta
 from vaelab.models.saved import experiment_record, save_model
 from vaelab.runtime import torchrun
-from vaelab.runtime.device import describe, resolve_device, training_precision
+from vaelab.runtime.device import describe, processor, resolve_device, training_precision
 from vaelab.runtime.live_log import live_log
 from vaelab.training.checkpoint import Checkpoint, fingerprint
 from vaelab.training.epoch_log import EpochLog
@@ -115,6 +115,7 @@ def fit(
         flat = {**spec.flat(), "processes": ranks.world}
         with _saying_what_is_kept(saver):
             run_params = {"experiment": name, "device": device.type, **flat}
+            run_params["hardware"] = processor(device)  # of the session that ran it last
             with live_log(live, run_params) as logger:
                 state, log = _train(run, images, saver, logger, resumed)
             # after dvclive's last write: a run that fails to log leaves no new model.pt
