@@ -145,10 +145,12 @@ def render(
         "Test negative log-likelihood in nats per image (lower is better): minus the "
         "importance-weighted bound with k samples on the full test split, ± its standard "
         "error across test images, at the literature's k and at the k of the published "
-        "figure beside it (a smaller k reads higher). Each model is the epoch with the best "
-        "validation ELBO of those run (the last 10,000 training images held out); `epochs "
-        "(kept)` says how many ran. `binarized by` says whose Bernoulli draw the images are: "
-        "the papers used Larochelle & Murray's.",
+        "figure beside it (a smaller k reads higher). Each model is the epoch its recipe "
+        "keeps: the best validation ELBO of those run where it holds training images out, "
+        "else the last; `epochs of the recipe (kept)` says how many of the recipe's epochs "
+        "ran, and which was kept. `binarized by` says whose Bernoulli draw the images are "
+        "(the static papers used Larochelle & Murray's), `trained on` the processor of the "
+        "run's last session.",
         "",
         table.to_markdown(index=False),
         "",
