@@ -257,3 +257,35 @@ def test_the_iwae_papers_recipe_runs_3_to_the_i_epochs_at_each_rate_and_resumes_
     first, cut = rates(50)  # cut inside pass 3 (epochs 41 to 121)
     rest, _ = rates(3280 - 50, cut)
     assert first + rest == whole
+
+
+def test_the_seed_spread_reads_each_recipes_held_out_curve(tmp_path):
+    """A recipe with a validation split is compared on it; one that holds nothing out (the
+    IWAE paper's) on its test curve; each up to the epoch all its seeds ran."""
+    from vaelab.report.literature_page import seed_spread
+
+    def curve(name, split, elbos):
+        path = tmp_path / name / f"train/plots/metrics/{split}/elbo_mc.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows = "".join(f"{epoch}\t{elbo}\n" for epoch, elbo in enumerate(elbos, start=1))
+        path.write_text("step\telbo_mc\n" + rows)
+
+    static = {"model": "vae_mlp", "validation": 100, "epochs": 3}
+    dynamic = {"model": "iwae_mlp", "epochs": 3}
+    experiments = {
+        "s1": {**static, "seed": 1},
+        "s2": {**static, "seed": 2, "epochs": 2},
+        "d1": {**dynamic, "seed": 1},
+        "d2": {**dynamic, "seed": 2},
+    }
+    curve("s1", "val", [-100, -95, -90])
+    curve("s1", "test", [-1, -1, -1])  # a test curve beside a validation one is not read
+    curve("s2", "val", [-99, -97])
+    curve("d1", "test", [-120, -110, -105])
+    curve("d2", "test", [-121, -111, -107])
+    table = seed_spread(experiments, tmp_path).set_index("recipe of")
+    assert table.loc["s1", "held out"] == "validation" and table.loc["s1", "up to epoch"] == 2
+    assert table.loc["s1", "best held-out ELBO per seed"] == "-95.00, -97.00"
+    assert table.loc["d1", "held out"] == "test"
+    assert table.loc["d1", "best held-out ELBO per seed"] == "-105.00, -107.00"
+    assert table.loc["d1", "sd"] == "1.41"

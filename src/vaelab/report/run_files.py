@@ -13,7 +13,7 @@ from vaelab.core.errors import DataError
 
 # dvclive's per-epoch ELBO: on the test split, or on the validation split when held out
 CURVES = (Path("train/plots/metrics/test/elbo_mc.tsv"), Path("train/plots/metrics/val/elbo_mc.tsv"))
-VALIDATION_CURVE = CURVES[1]
+TEST_CURVE, VALIDATION_CURVE = CURVES
 SECONDS = Path("train/plots/metrics/epoch_seconds.tsv")
 
 
