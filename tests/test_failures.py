@@ -12,6 +12,7 @@ import torch
 import yaml
 from conftest import ROOT, run_env
 
+from vaelab.core.cli import _SHELLS as SHELLS
 from vaelab.core.errors import ParamsError, VaelabError
 from vaelab.core.files import atomic_path, ensure_writable_dir, write_text
 from vaelab.runtime.device import resolve_device
@@ -164,12 +165,11 @@ def test_a_signal_to_dvc_alone_stops_its_stage(tmp_path, prepared_data, how):
     _wait_for_checkpoint(checkpoint, runner)
     # DVC runs the cmd through $SHELL, or /bin/sh when that is unset (as under CI): dash
     # keeps itself between DVC and the stage, bash execs the stage. The stage is the
-    # process that is not a shell.
-    shells = {"sh", "dash", "bash"}
+    # process that is not a shell, by the set the stage's own watch of DVC skips.
     (stage,) = [
         child
         for child in psutil.Process(runner.pid).children(recursive=True)
-        if "stages/train.py" in " ".join(child.cmdline()) and child.name() not in shells
+        if "stages/train.py" in " ".join(child.cmdline()) and child.name() not in SHELLS
     ]
     runner.send_signal(how)  # DVC alone, not its process group
     assert runner.wait(timeout=60) != 0
