@@ -7,6 +7,7 @@
     vaelab artifacts --check          # models/dvc.yaml in step with params.yaml
     vaelab locks                      # dvc.lock holds today's code and params
     vaelab checkpoint adopt PATH      # resume a checkpoint set aside for changed code
+    vaelab sweep submit NAME -S ...   # a grid as a SLURM job array (status, resume, collect)
 
 Each command is the `main` of its module, with that module's --help and one-line errors.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 import typer
 
 from vaelab.report import review
-from vaelab.tools import artifacts, checkpoint, locks, profiles, schema
+from vaelab.tools import artifacts, checkpoint, locks, profiles, schema, sweep
 
 app = typer.Typer(
     help=__doc__.split("\n\n")[0],
@@ -33,3 +34,4 @@ for name, module in {
 }.items():
     app.command(name, help=module.main.__doc__)(module.main)
 app.add_typer(checkpoint.app, name="checkpoint", help="Checkpoints set aside by a training.")
+app.add_typer(sweep.app, name="sweep", help="Sweeps on a SLURM cluster.")
