@@ -186,8 +186,9 @@ def test_a_sweep_runs_as_an_array_resumes_its_failed_point_and_meets_in_a_clone(
     third = tmp_path / "third"
     git("clone", "-q", str(origin), str(third))
     collected = vaelab(["sweep", "collect", name], third, env).stdout
-    rows = {line.split()[0]: line for line in collected.splitlines() if line.startswith("lat-")}
-    assert sorted(rows) == ["lat-1", "lat-2", "lat-3"], collected
+    table = dict(line.split(maxsplit=1) for line in collected.splitlines()[:2])
+    assert table["Experiment"].split() == ["lat-1", "lat-2", "lat-3"], collected
+    assert table["experiments.cvae.latent_dim"].split() == ["3", "5", "7"], collected
     shown = json.loads(dvc(["exp", "show", "--json"], third, env).stdout)
     found = {}
 

@@ -191,33 +191,36 @@ def resume(sweep: Sweep) -> list[int]:
 
 
 def collect(sweep: Sweep, repo: Path) -> list[str]:
-    """Pull the sweep's experiments (refs and outputs) into `repo`; print them as one table
-    of what differs between them."""
+    """Pull the sweep's experiments into `repo`; print them as one table of what differs
+    between them."""
     import subprocess
 
-    names = [
-        n
-        for n in map(sweep.experiment, sweep.numbers)
-        if n in experiments_on_remote(sweep.git_remote, sweep.commit)
-    ]
-    missing = len(sweep.points) - len(names)
+    on_remote = experiments_on_remote(sweep.git_remote, sweep.commit)
+    names = [n for n in map(sweep.experiment, sweep.numbers) if n in on_remote]
     if not names:
         raise VaelabError(
             f"no point of sweep {sweep.name} is on {sweep.git_remote} yet: "
             f"`vaelab sweep status {sweep.name}`"
         )
     dvc = str(Path(sys.executable).parent / "dvc")
-    pulled = subprocess.run([dvc, "exp", "pull", sweep.git_remote, *names], cwd=repo)
+    # the refs, with their params and metrics (in git); a point's models and pictures come
+    # with `dvc exp apply` and `dvc pull`, as any experiment's
+    pulled = subprocess.run([dvc, "exp", "pull", "--no-cache", sweep.git_remote, *names], cwd=repo)
     if pulled.returncode != 0:
         raise VaelabError(f"dvc exp pull of sweep {sweep.name} failed (exit {pulled.returncode})")
     print(table(repo, sweep.commit, names))
+    missing = len(sweep.points) - len(names)
     if missing:
         print(f"{missing} point(s) not on the remote yet: `vaelab sweep status {sweep.name}`")
+    print(f"a point's outputs: `dvc exp apply {names[0]}` then `dvc pull` its stages")
     return names
 
 
 def table(repo: Path, commit: str, names: list[str]) -> str:
-    """`dvc exp show` of the experiments `names`: their params and metrics that differ."""
+    """`dvc exp show` of the experiments `names`, one column each: the params and metrics
+    that differ between them, params first, metric files named from their common folder."""
+    import os
+
     import dvc.api
     import pandas as pd
 
@@ -227,8 +230,10 @@ def table(repo: Path, commit: str, names: list[str]) -> str:
         if row.get("Experiment") in names
     ]
     frame = pd.DataFrame(rows).set_index("Experiment").loc[names]
-    frame = frame.drop(
-        columns=[c for c in ("rev", "typ", "Created", "parent", "State", "Executor") if c in frame]
-    )
-    varying = [c for c in frame if frame[c].astype(str).nunique() > 1]
-    return frame[varying].to_string()
+    shown = [c for c in frame if c not in ("rev", "typ", "Created", "parent", "State", "Executor")]
+    varying = [c for c in shown if frame[c].astype(str).nunique() > 1]
+    metrics = [c for c in varying if ":" in c]
+    folder = os.path.commonpath([c.split(":")[0] for c in metrics]) if metrics else ""
+    labels = {c: os.path.relpath(c, folder) if folder and c in metrics else c for c in varying}
+    ordered = [c for c in varying if c not in metrics] + metrics
+    return frame[ordered].rename(columns=labels).T.to_string(float_format=lambda v: f"{v:.6g}")
