@@ -19,6 +19,7 @@ LAYERS = [
     "training",
     "evaluation",
     "report",
+    "cluster",
     "tools",
 ]
 

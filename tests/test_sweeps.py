@@ -14,7 +14,9 @@ from conftest import BIN, dvc, git_commit, offline_project
 from slurm_cluster import PACKAGES, Cluster, missing_programs
 
 from vaelab.cluster import grid
+from vaelab.cluster.record import Slurm
 from vaelab.cluster.slurm import array_spec
+from vaelab.core.errors import VaelabError
 
 pytestmark = pytest.mark.slow
 VAELAB = str(BIN / "vaelab")
@@ -115,6 +117,12 @@ def test_the_grid_is_dvcs_and_the_array_names_its_points():
     ]
     assert array_spec([1, 2, 3, 5, 7, 8], 2) == "1-3,5,7-8%2"
     assert array_spec([4], None) == "4"
+    # the task is told to requeue itself before its limit: two minutes, or a tenth of it
+    assert Slurm(time="1").sbatch_options() == ["--signal=B:USR1@6", "--time=1"]
+    assert Slurm(time="1-2:30").time_limit_s() == ((24 + 2) * 60 + 30) * 60
+    assert Slurm(gpus=2).sbatch_options() == ["--signal=B:USR1@120", "--gres=gpu:2"]
+    with pytest.raises(VaelabError, match="'2h' is not a SLURM time"):
+        Slurm(time="2h").sbatch_options()
 
 
 def test_submit_refuses_a_dirty_tree_and_an_unpushed_commit(team, tmp_path):
@@ -186,7 +194,9 @@ def test_a_sweep_runs_as_an_array_resumes_its_failed_point_and_meets_in_a_clone(
     third = tmp_path / "third"
     git("clone", "-q", str(origin), str(third))
     collected = vaelab(["sweep", "collect", name], third, env).stdout
-    table = dict(line.split(maxsplit=1) for line in collected.splitlines()[:2])
+    lines = collected.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Experiment "))
+    table = dict(line.split(maxsplit=1) for line in lines[start : start + 2])
     assert table["Experiment"].split() == ["lat-1", "lat-2", "lat-3"], collected
     assert table["experiments.cvae.latent_dim"].split() == ["3", "5", "7"], collected
     shown = json.loads(dvc(["exp", "show", "--json"], third, env).stdout)
@@ -233,9 +243,8 @@ def test_a_task_killed_mid_training_resumes_from_its_checkpoint(team, cluster):
 def test_a_point_whose_name_another_run_pushed_first_fails(tmp_path, monkeypatch):
     """Two runs of one point (a requeue racing the first attempt, or a name taken): the
     second `dvc exp push` says "diverged" and exits 0; the task must not call that done."""
-    from vaelab.cluster.record import Slurm, Sweep
+    from vaelab.cluster.record import Sweep
     from vaelab.cluster.task import push
-    from vaelab.core.errors import VaelabError
 
     for key, value in IDENTITY.items():
         monkeypatch.setenv(key, value)

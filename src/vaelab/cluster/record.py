@@ -48,8 +48,37 @@ class Slurm:
     partition: str | None = None
     time: str | None = None
 
+    def time_limit_s(self) -> int | None:
+        """`time` in seconds, read as sbatch reads it: MINUTES, MINUTES:SECONDS,
+        HOURS:MINUTES:SECONDS, DAYS-HOURS, DAYS-HOURS:MINUTES or DAYS-HOURS:MINUTES:SECONDS."""
+        if self.time is None:
+            return None
+        days, _, clock = self.time.rpartition("-")
+        parts = clock.split(":")
+        if not (
+            (days == "" or days.isdigit())
+            and 1 <= len(parts) <= 3
+            and all(p.isdigit() for p in parts)
+        ):
+            raise VaelabError(
+                f"--time {self.time!r} is not a SLURM time: MINUTES, HH:MM:SS or DAYS-HH:MM"
+            )
+        n = [int(p) for p in parts]
+        if days:  # DAYS-HOURS[:MINUTES[:SECONDS]]
+            hours, minutes, seconds = (n + [0, 0])[:3]
+        else:  # MINUTES, MINUTES:SECONDS or HOURS:MINUTES:SECONDS
+            hours, minutes, seconds = {1: (0, n[0], 0), 2: (0, *n), 3: tuple(n)}[len(n)]
+        return ((int(days or 0) * 24 + hours) * 60 + minutes) * 60 + seconds
+
+    def requeue_notice_s(self) -> int:
+        """How long before its time limit a task is told to requeue itself: two minutes,
+        or a tenth of a short limit."""
+        limit = self.time_limit_s()
+        return 120 if limit is None else max(5, min(120, limit // 10))
+
     def sbatch_options(self) -> list[str]:
-        options = []
+        # the batch script requeues itself on USR1, before the time limit ends the task
+        options = [f"--signal=B:USR1@{self.requeue_notice_s()}"]
         if self.gpus:
             options.append(f"--gres=gpu:{self.gpus}")
         if self.partition:

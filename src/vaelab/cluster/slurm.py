@@ -58,7 +58,6 @@ def submit_array(
             f"--output={log}",
             "--open-mode=append",  # a requeued task's attempts stay in one log
             "--requeue",  # a lost node's tasks run again, resuming their checkpoints
-            "--signal=B:USR1@120",  # the batch script requeues itself before its time limit
             *options,
             str(script),
         ]

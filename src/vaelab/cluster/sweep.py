@@ -73,6 +73,7 @@ def submit(
     clones: Path | None,
 ) -> Sweep:
     check_name(name)
+    options.time_limit_s()  # a bad --time is refused before anything is written
     points = grid.expand(sets)
     check_clean(repo)
     commit = git("rev-parse", "HEAD", cwd=repo).stdout.strip()
