@@ -223,7 +223,11 @@ def test_a_task_killed_mid_training_resumes_from_its_checkpoint(team, cluster):
     vaelab(
         ["sweep", "submit", name, "-S", "experiments.cvae.epochs=12", "train@cvae"], project, env
     )
-    job = json.loads((Path(env["VAELAB_SWEEPS"]) / name / "sweep.json").read_text())["jobs"][0]
+    record = json.loads((Path(env["VAELAB_SWEEPS"]) / name / "sweep.json").read_text())
+    assert record["experiments"] == ["long-1"] and record["points"] == [
+        ["experiments.cvae.epochs=12"]
+    ]
+    job = record["jobs"][0]
     log = Path(env["VAELAB_SWEEPS"]) / name / "logs" / f"{name}-1.out"
     deadline = time.monotonic() + 300
     while not (log.exists() and re.search(r"epoch ([2-9]|1[01])/12", log.read_text())):

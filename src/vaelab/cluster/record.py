@@ -134,6 +134,7 @@ class Sweep:
         data = asdict(self)
         data["folder"] = str(self.folder)
         data["clones"] = str(self.clones) if self.clones else None
+        data["experiments"] = [self.experiment(n) for n in self.numbers]  # for people
         write_text(self.folder / "sweep.json", json.dumps(data, indent=2) + "\n")
 
 
@@ -152,6 +153,7 @@ def load(root: Path, name: str) -> Sweep:
         ) from None
     except (OSError, ValueError) as exc:
         raise VaelabError(f"cannot read the sweep record {path}: {exc}") from None
+    data.pop("experiments", None)
     data["slurm"] = Slurm(**data["slurm"])
     data["folder"] = path.parent
     data["clones"] = Path(data["clones"]) if data.get("clones") else None
