@@ -130,6 +130,9 @@ class PublishedFigure(Knobs):
     published: str
     ours: list[str] = Field(min_length=1)
     k: Samples | None = None  # an NLL figure's importance samples
+    # the recipe's epochs, where the experiment runs fewer (a long recipe committed in
+    # parts): the page says how many of them ran and projects the rest
+    epochs: Epochs | None = None
 
 
 class Track(Knobs):

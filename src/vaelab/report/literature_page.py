@@ -59,7 +59,9 @@ def literature_table(
                     else "—"
                 ),
                 "epochs of the recipe (kept)": "{} of {} ({})".format(
-                    protocol.get("epochs_run", "—"), keys["epochs"], protocol.get("kept_epoch", "—")
+                    protocol.get("epochs_run", "—"),
+                    (reference.epochs if reference else None) or keys["epochs"],
+                    protocol.get("kept_epoch", "—"),
                 ),
                 "train s": training_seconds(folder / name),
                 "trained on": trained_on(folder / name),
@@ -111,19 +113,24 @@ def seed_spread(experiments: dict[str, dict], folder: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def cut_short(experiments: dict[str, dict], folder: Path) -> pd.DataFrame:
-    """Runs that early stopping would have ended but the epochs ran out first: what they
-    reached, and where their validation curve points."""
+def cut_short(
+    experiments: dict[str, dict], references: dict[str, PublishedFigure], folder: Path
+) -> pd.DataFrame:
+    """Runs whose epochs ran out before their recipe's end (early stopping had not ended
+    them, or the recipe runs more epochs than they were given): what they reached, and
+    where their held-out curve points."""
     rows = []
     for name, keys in experiments.items():
-        run = projection.cut_short(keys, folder / name)
+        reference = references.get(name)
+        run = projection.cut_short(keys, folder / name, reference.epochs if reference else None)
         if run is None:
             continue
         rows.append(
             {
                 "experiment": name,
                 "epochs run": run.epochs_run,
-                "best validation ELBO": f"{run.best:.2f}",
+                "held out": run.held_out,
+                "best held-out ELBO": f"{run.best:.2f}",
                 "its curve's asymptote": fmt(run.asymptote),
                 "NLL now": f"{run.nll:.2f}",
                 "NLL projected": fmt(run.projected_nll),
@@ -174,12 +181,13 @@ def render(
     )
     lines += _section(
         "Runs cut short",
-        "Runs whose epochs ran out while their validation ELBO still improved (early "
-        "stopping had not ended them): the asymptote of a power law a - b t^-c fitted to "
-        "the best validation ELBO so far after the KL warm-up, and the NLL moved by the "
-        "same gain. A projection, not a measurement: resume the run with more epochs to "
-        "measure it.",
-        cut_short(experiments, folder),
+        "Runs whose epochs ran out before their recipe's end (early stopping had not "
+        "ended them, or the recipe runs more epochs than they were given so far): the "
+        "asymptote of a power law a - b t^-c fitted to the best held-out ELBO so far (the "
+        "validation split, or the test split where the recipe holds none out) after the KL "
+        "warm-up, and the NLL moved by the same gain. A projection, not a measurement: "
+        "resume the run with more epochs to measure it.",
+        cut_short(experiments, references, folder),
     )
     lines += [f"![every experiment's validation ELBO per epoch]({chart})", ""]
     return "\n".join(lines)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vaelab.report.run_files import VALIDATION_CURVE, elbo_curve, read_json
+from vaelab.report.run_files import TEST_CURVE, VALIDATION_CURVE, elbo_curve, read_json
 
 
 def power_law(epoch, asymptote, scale, rate):
@@ -38,10 +38,12 @@ def projection(curve: pd.Series, start: int) -> float | None:
 
 @dataclass(frozen=True)
 class CutShort:
-    """A run that early stopping would have ended but whose epochs ran out first."""
+    """A run whose epochs ran out before its recipe's end: early stopping would have ended
+    it later, or the recipe runs more epochs than the run was given."""
 
     epochs_run: int
-    best: float  # its best validation ELBO
+    held_out: str  # the curve projected: "validation", or "test" where none is held out
+    best: float  # its best ELBO on that curve
     asymptote: float | None  # where its curve points; None when no fit converged
     nll: float  # its test NLL now
 
@@ -50,18 +52,21 @@ class CutShort:
         return self.nll - (self.asymptote - self.best) if self.asymptote else None
 
 
-def cut_short(keys: dict, run: Path) -> CutShort | None:
+def cut_short(keys: dict, run: Path, recipe_epochs: int | None = None) -> CutShort | None:
     """The projection for the experiment of `keys` in folder `run`, or None when it is not
-    a run cut short (no patience, not evaluated, or early stopping ended it)."""
-    curve_path = run / VALIDATION_CURVE
-    if not keys.get("patience") or not (run / "metrics.json").exists():
+    a run cut short: not evaluated, ended by early stopping, or run to its recipe's
+    `recipe_epochs` (the published figure's, where the experiment runs fewer)."""
+    if not (run / "metrics.json").exists():
         return None
     metrics = read_json(run / "metrics.json")
     protocol, iwae = metrics.get("protocol", {}), metrics.get("iwae")
-    if not iwae or not curve_path.exists():
+    epochs_run = protocol.get("epochs_run", 0)
+    stopped_by_epochs = bool(keys.get("patience")) and epochs_run >= keys["epochs"]
+    short_of_recipe = bool(recipe_epochs) and epochs_run < recipe_epochs
+    held_out = "validation" if (run / VALIDATION_CURVE).exists() else "test"
+    curve_path = run / (VALIDATION_CURVE if held_out == "validation" else TEST_CURVE)
+    if not iwae or not curve_path.exists() or not (stopped_by_epochs or short_of_recipe):
         return None
-    if protocol.get("epochs_run", 0) < keys["epochs"]:
-        return None  # early stopping ended it: it finished as its recipe does
     curve = elbo_curve(curve_path)
     asymptote = projection(curve, start=keys.get("warmup_epochs", 0) + 1)
-    return CutShort(protocol["epochs_run"], curve.max(), asymptote, iwae["nll_nats"])
+    return CutShort(epochs_run, held_out, curve.max(), asymptote, iwae["nll_nats"])
